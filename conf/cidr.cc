@@ -1,0 +1,69 @@
+// CIDR matching. See cidr.h. No I/O.
+#include "conf/cidr.h"
+
+#include <arpa/inet.h>
+
+#include <charconv>
+#include <cstring>
+
+namespace mailshim::conf {
+
+std::optional<IpAddress> IpAddress::parse(std::string_view text) {
+  if (text.empty() || text.size() > 64) return std::nullopt;
+  std::string s(text);
+  IpAddress a;
+  if (inet_pton(AF_INET, s.c_str(), a.bytes.data()) == 1) return a;
+  if (inet_pton(AF_INET6, s.c_str(), a.bytes.data()) == 1) {
+    a.v6 = true;
+    // Normalise IPv4-mapped IPv6 to IPv4 so v4 rules match dual-stack sockets.
+    static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (std::memcmp(a.bytes.data(), kMapped, 12) == 0) {
+      IpAddress v4;
+      std::memcpy(v4.bytes.data(), a.bytes.data() + 12, 4);
+      return v4;
+    }
+    return a;
+  }
+  return std::nullopt;
+}
+
+std::string IpAddress::toString() const {
+  char buf[INET6_ADDRSTRLEN] = {};
+  inet_ntop(v6 ? AF_INET6 : AF_INET, bytes.data(), buf, sizeof buf);
+  return buf;
+}
+
+std::optional<Cidr> Cidr::parse(std::string_view text) {
+  Cidr c;
+  auto slash = text.find('/');
+  auto addr = IpAddress::parse(text.substr(0, slash));
+  if (!addr) return std::nullopt;
+  c.base = *addr;
+  unsigned max = c.base.v6 ? 128 : 32;
+  if (slash == std::string_view::npos) {
+    c.prefix = static_cast<uint8_t>(max);
+  } else {
+    auto p = text.substr(slash + 1);
+    unsigned v = 0;
+    auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), v);
+    if (ec != std::errc() || ptr != p.data() + p.size() || p.empty() || v > max) return std::nullopt;
+    c.prefix = static_cast<uint8_t>(v);
+  }
+  // Host bits must be zero: "10.0.0.1/8" is almost always a typo.
+  for (unsigned bit = c.prefix; bit < max; ++bit)
+    if (c.base.bytes[bit / 8] & (0x80 >> (bit % 8))) return std::nullopt;
+  return c;
+}
+
+bool Cidr::contains(const IpAddress& addr) const {
+  if (addr.v6 != base.v6) return false;
+  unsigned full = prefix / 8, rest = prefix % 8;
+  if (std::memcmp(addr.bytes.data(), base.bytes.data(), full) != 0) return false;
+  if (rest == 0) return true;
+  uint8_t mask = static_cast<uint8_t>(0xff << (8 - rest));
+  return (addr.bytes[full] & mask) == (base.bytes[full] & mask);
+}
+
+std::string Cidr::toString() const { return base.toString() + "/" + std::to_string(prefix); }
+
+}  // namespace mailshim::conf

@@ -1,0 +1,90 @@
+// Config: the immutable configuration snapshot. Plain data, built and
+// validated by ConfigLoader (config_loader.h) from TOML; each session holds a
+// shared_ptr<const Config> to the snapshot it started with, so a reload never
+// changes a running session.
+//
+// No I/O. Standard library + protocols/.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "conf/cidr.h"
+#include "protocols/common/phase.h"
+#include "protocols/common/quirks.h"
+
+namespace mailshim::conf {
+
+enum class ListenerTls : uint8_t { Implicit, Starttls };
+
+struct ServerSettings {
+  std::string name = "localhost";
+  std::string log_level = "info";
+  uint32_t drain_timeout_ms = 10000;
+  std::string state_dir = "/var/lib/mailshim";
+};
+
+struct Limits {
+  uint32_t max_line_bytes = 4096;
+  uint32_t max_errors = 10;
+  uint32_t preauth_timeout_ms = 60000;
+  uint32_t idle_timeout_ms = 1860000;
+  uint64_t max_message_bytes = 15728640;
+  uint32_t relay_buffer_bytes = 262144;
+};
+
+struct TlsSettings {
+  std::string cert_file;
+  std::string key_file;
+};
+
+struct Listener {
+  std::string name;
+  proto::Protocol protocol = proto::Protocol::Smtp;
+  std::string address;
+  uint16_t port = 0;
+  ListenerTls tls = ListenerTls::Starttls;
+  std::string upstream;  // name of an Upstream
+};
+
+struct Upstream {
+  std::string name;
+  proto::Protocol protocol = proto::Protocol::Smtp;
+  std::string host;
+  uint16_t port = 0;
+  proto::UpstreamTls tls = proto::UpstreamTls::Starttls;
+  std::string ca_file;      // verify the backend certificate against this CA bundle
+  std::string verify_name;  // ... and this name (defaults to host)
+  bool verify = true;
+  proto::ClientAddressMode client_address = proto::ClientAddressMode::None;
+  std::string source_address;  // bind() before connect(); empty = kernel's choice
+  uint32_t connect_timeout_ms = 5000;
+};
+
+struct Rule {
+  std::string name;
+  std::vector<Cidr> networks;
+  proto::QuirkSet quirks;
+};
+
+struct Config {
+  std::string source_path;
+  ServerSettings server;
+  Limits limits;
+  TlsSettings tls;
+  std::vector<Listener> listeners;
+  std::vector<Upstream> upstreams;
+  std::vector<Rule> rules;
+
+  const Upstream* findUpstream(const std::string& name) const;
+  // First rule whose networks contain `addr` (rules are ordered; first match
+  // wins), or nullptr when none matches.
+  const Rule* matchRule(const IpAddress& addr) const;
+};
+
+using ConfigConstSharedPtr = std::shared_ptr<const Config>;
+
+}  // namespace mailshim::conf

@@ -1,0 +1,372 @@
+// ConfigLoader. See config_loader.h. Reads one file; no sockets.
+#define TOML_EXCEPTIONS 0
+#define TOML_HEADER_ONLY 1
+#include "conf/config_loader.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <toml++/toml.h>
+
+#include "protocols/protocol_registry.h"
+
+namespace mailshim::conf {
+namespace {
+
+class Loader {
+ public:
+  explicit Loader(std::string path) : path_(std::move(path)) {}
+
+  LoadResult run(std::string_view text) {
+    auto parsed = toml::parse(text, path_);
+    if (!parsed) {
+      const auto& err = parsed.error();
+      error(err.source(), std::string(err.description()));
+      return finish();
+    }
+    auto cfg = std::make_shared<Config>();
+    cfg->source_path = path_;
+    const toml::table& root = parsed.table();
+    checkKeys(root, {"server", "limits", "tls", "listener", "upstream", "rule"}, "top level");
+    if (auto* t = root["server"].as_table()) readServer(*t, cfg->server);
+    if (auto* t = root["limits"].as_table()) readLimits(*t, cfg->limits);
+    if (auto* t = root["tls"].as_table()) readTls(*t, cfg->tls);
+    readArray(root, "upstream", [&](const toml::table& t) { readUpstream(t, *cfg); });
+    readArray(root, "listener", [&](const toml::table& t) { readListener(t, *cfg); });
+    readArray(root, "rule", [&](const toml::table& t) { readRule(t, *cfg); });
+    crossCheck(root, *cfg);
+    config_ = std::move(cfg);
+    return finish();
+  }
+
+ private:
+  LoadResult finish() {
+    LoadResult r;
+    r.errors = std::move(errors_);
+    r.warnings = std::move(warnings_);
+    if (r.errors.empty()) r.config = std::move(config_);
+    return r;
+  }
+
+  std::string where(const toml::source_region& src) const {
+    std::ostringstream os;
+    os << path_ << ":" << src.begin.line << ":" << src.begin.column;
+    return os.str();
+  }
+  void error(const toml::source_region& src, const std::string& msg) {
+    errors_.push_back(where(src) + ": " + msg);
+  }
+  void warning(const toml::source_region& src, const std::string& msg) {
+    warnings_.push_back(where(src) + ": " + msg);
+  }
+
+  void checkKeys(const toml::table& t, std::initializer_list<std::string_view> allowed,
+                 const std::string& what) {
+    for (auto&& [k, v] : t) {
+      bool known = false;
+      for (auto a : allowed) known = known || (k.str() == a);
+      if (!known) error(v.source(), "unknown key '" + std::string(k.str()) + "' in " + what);
+    }
+  }
+
+  template <typename F>
+  void readArray(const toml::table& root, std::string_view key, F&& fn) {
+    auto node = root[key];
+    if (!node) return;
+    auto* arr = node.as_array();
+    if (!arr) {
+      error(node.node()->source(), std::string(key) + " must be an array of tables: use [[" +
+                                       std::string(key) + "]]");
+      return;
+    }
+    for (auto& el : *arr) {
+      if (auto* t = el.as_table())
+        fn(*t);
+      else
+        error(el.source(), std::string(key) + " entries must be tables");
+    }
+  }
+
+  bool getString(const toml::table& t, std::string_view key, std::string& out, bool required,
+                 const std::string& what) {
+    auto node = t[key];
+    if (!node) {
+      if (required) error(t.source(), what + ": missing required key '" + std::string(key) + "'");
+      return false;
+    }
+    if (auto v = node.value<std::string>()) {
+      out = *v;
+      return true;
+    }
+    error(node.node()->source(), std::string(key) + " must be a string");
+    return false;
+  }
+
+  template <typename N>
+  bool getUint(const toml::table& t, std::string_view key, N& out, uint64_t min, uint64_t max,
+               bool required, const std::string& what) {
+    auto node = t[key];
+    if (!node) {
+      if (required) error(t.source(), what + ": missing required key '" + std::string(key) + "'");
+      return false;
+    }
+    auto v = node.value<int64_t>();
+    if (!node.is_integer() || !v) {
+      error(node.node()->source(), std::string(key) + " must be an integer");
+      return false;
+    }
+    if (*v < 0 || static_cast<uint64_t>(*v) < min || static_cast<uint64_t>(*v) > max) {
+      error(node.node()->source(), std::string(key) + " = " + std::to_string(*v) +
+                                       " is out of range [" + std::to_string(min) + ", " +
+                                       std::to_string(max) + "]");
+      return false;
+    }
+    out = static_cast<N>(*v);
+    return true;
+  }
+
+  void readServer(const toml::table& t, ServerSettings& s) {
+    checkKeys(t, {"name", "log_level", "drain_timeout_ms", "state_dir"}, "[server]");
+    getString(t, "name", s.name, false, "[server]");
+    if (!validHostName(s.name)) error(t.source(), "[server] name '" + s.name + "' is not a valid host name");
+    if (getString(t, "log_level", s.log_level, false, "[server]")) {
+      static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error"};
+      if (!kLevels.count(s.log_level))
+        error(t["log_level"].node()->source(), "log_level must be one of trace, debug, info, warn, error");
+    }
+    getUint(t, "drain_timeout_ms", s.drain_timeout_ms, 0, 3600000, false, "[server]");
+    getString(t, "state_dir", s.state_dir, false, "[server]");
+  }
+
+  void readLimits(const toml::table& t, Limits& l) {
+    checkKeys(t, {"max_line_bytes", "max_errors", "preauth_timeout_ms", "idle_timeout_ms",
+                  "max_message_bytes", "relay_buffer_bytes"},
+              "[limits]");
+    getUint(t, "max_line_bytes", l.max_line_bytes, 512, 65536, false, "[limits]");
+    getUint(t, "max_errors", l.max_errors, 1, 1000, false, "[limits]");
+    getUint(t, "preauth_timeout_ms", l.preauth_timeout_ms, 100, 3600000, false, "[limits]");
+    getUint(t, "idle_timeout_ms", l.idle_timeout_ms, 1000, 86400000, false, "[limits]");
+    getUint(t, "max_message_bytes", l.max_message_bytes, 0, uint64_t{1} << 40, false, "[limits]");
+    getUint(t, "relay_buffer_bytes", l.relay_buffer_bytes, 4096, 64u << 20, false, "[limits]");
+  }
+
+  void readTls(const toml::table& t, TlsSettings& s) {
+    checkKeys(t, {"cert_file", "key_file"}, "[tls]");
+    if (getString(t, "cert_file", s.cert_file, true, "[tls]")) checkReadable(t["cert_file"].node()->source(), s.cert_file);
+    if (getString(t, "key_file", s.key_file, true, "[tls]")) checkReadable(t["key_file"].node()->source(), s.key_file);
+  }
+
+  void checkReadable(const toml::source_region& src, const std::string& file) {
+    if (access(file.c_str(), R_OK) != 0) error(src, "cannot read '" + file + "'");
+  }
+
+  bool readProtocol(const toml::table& t, proto::Protocol& p, const std::string& what) {
+    std::string name;
+    if (!getString(t, "protocol", name, true, what)) return false;
+    auto v = proto::protocolFromName(name);
+    if (!v) {
+      error(t["protocol"].node()->source(), "protocol must be \"smtp\", \"imap\" or \"pop3\"");
+      return false;
+    }
+    p = *v;
+    return true;
+  }
+
+  void readListener(const toml::table& t, Config& cfg) {
+    Listener l;
+    std::string what = "[[listener]]";
+    checkKeys(t, {"name", "protocol", "address", "port", "tls", "upstream"}, what);
+    getString(t, "name", l.name, true, what);
+    what = "[[listener]] '" + l.name + "'";
+    readProtocol(t, l.protocol, what);
+    if (getString(t, "address", l.address, true, what) && !IpAddress::parse(l.address))
+      error(t["address"].node()->source(), "address '" + l.address + "' is not an IPv4/IPv6 address");
+    getUint(t, "port", l.port, 1, 65535, true, what);
+    std::string tls = "starttls";
+    if (getString(t, "tls", tls, false, what)) {
+      if (tls == "implicit")
+        l.tls = ListenerTls::Implicit;
+      else if (tls == "starttls")
+        l.tls = ListenerTls::Starttls;
+      else
+        error(t["tls"].node()->source(), "tls must be \"implicit\" or \"starttls\"");
+    }
+    getString(t, "upstream", l.upstream, true, what);
+    for (const auto& other : cfg.listeners) {
+      if (other.name == l.name) error(t.source(), "duplicate listener name '" + l.name + "'");
+      if (other.address == l.address && other.port == l.port)
+        error(t.source(), "listener '" + l.name + "' uses the same address and port as '" + other.name + "'");
+    }
+    cfg.listeners.push_back(std::move(l));
+    listener_src_.push_back(t.source());
+  }
+
+  void readUpstream(const toml::table& t, Config& cfg) {
+    Upstream u;
+    std::string what = "[[upstream]]";
+    checkKeys(t, {"name", "protocol", "host", "port", "tls", "ca_file", "verify_name", "verify",
+                  "client_address", "source_address", "connect_timeout_ms"},
+              what);
+    getString(t, "name", u.name, true, what);
+    what = "[[upstream]] '" + u.name + "'";
+    readProtocol(t, u.protocol, what);
+    if (getString(t, "host", u.host, true, what) && !IpAddress::parse(u.host))
+      error(t["host"].node()->source(),
+            "host '" + u.host + "' must be an IP address (mailshim does not resolve names at runtime)");
+    getUint(t, "port", u.port, 1, 65535, true, what);
+    std::string tls = "starttls";
+    if (getString(t, "tls", tls, false, what)) {
+      if (tls == "implicit")
+        u.tls = proto::UpstreamTls::Implicit;
+      else if (tls == "starttls")
+        u.tls = proto::UpstreamTls::Starttls;
+      else if (tls == "none")
+        u.tls = proto::UpstreamTls::None;
+      else
+        error(t["tls"].node()->source(), "tls must be \"starttls\", \"implicit\" or \"none\"");
+    }
+    if (getString(t, "ca_file", u.ca_file, false, what)) checkReadable(t["ca_file"].node()->source(), u.ca_file);
+    getString(t, "verify_name", u.verify_name, false, what);
+    if (u.verify_name.empty()) u.verify_name = u.host;
+    if (auto node = t["verify"]) {
+      if (auto v = node.value<bool>())
+        u.verify = *v;
+      else
+        error(node.node()->source(), "verify must be true or false");
+      if (!u.verify) warning(node.node()->source(), what + ": verify = false: the backend certificate is NOT checked");
+    }
+    std::string mode = "none";
+    if (getString(t, "client_address", mode, false, what)) {
+      if (mode == "none")
+        u.client_address = proto::ClientAddressMode::None;
+      else if (mode == "xclient")
+        u.client_address = proto::ClientAddressMode::Xclient;
+      else if (mode == "imap-id")
+        u.client_address = proto::ClientAddressMode::ImapId;
+      else
+        error(t["client_address"].node()->source(),
+              "client_address must be \"xclient\", \"imap-id\" or \"none\"");
+      if (u.client_address == proto::ClientAddressMode::ImapId && u.protocol != proto::Protocol::Imap)
+        error(t["client_address"].node()->source(), "client_address = \"imap-id\" needs protocol = \"imap\"");
+      if (u.client_address == proto::ClientAddressMode::Xclient && u.protocol == proto::Protocol::Imap)
+        error(t["client_address"].node()->source(), "IMAP upstreams take client_address = \"imap-id\"");
+    }
+    if (getString(t, "source_address", u.source_address, false, what) && !IpAddress::parse(u.source_address))
+      error(t["source_address"].node()->source(), "source_address '" + u.source_address + "' is not an IP address");
+    getUint(t, "connect_timeout_ms", u.connect_timeout_ms, 100, 600000, false, what);
+    if (u.tls == proto::UpstreamTls::None) {
+      auto host = IpAddress::parse(u.host);
+      bool loopback = host && ((!host->v6 && host->bytes[0] == 127) ||
+                               (host->v6 && host->toString() == "::1"));
+      if (!loopback)
+        error(t.source(), what + ": tls = \"none\" is only allowed for a backend on this host (loopback)");
+    }
+    for (const auto& other : cfg.upstreams)
+      if (other.name == u.name) error(t.source(), "duplicate upstream name '" + u.name + "'");
+    cfg.upstreams.push_back(std::move(u));
+  }
+
+  void readRule(const toml::table& t, Config& cfg) {
+    Rule r;
+    std::string what = "[[rule]]";
+    checkKeys(t, {"name", "networks", "quirks"}, what);
+    getString(t, "name", r.name, true, what);
+    what = "[[rule]] '" + r.name + "'";
+    if (auto* nets = t["networks"].as_array()) {
+      for (auto& n : *nets) {
+        auto s = n.value<std::string>();
+        auto c = s ? Cidr::parse(*s) : std::nullopt;
+        if (!c)
+          error(n.source(), what + ": '" + (s ? *s : std::string("?")) +
+                                "' is not a network (a.b.c.d/len or ipv6/len, host bits zero)");
+        else
+          r.networks.push_back(*c);
+      }
+    } else {
+      error(t.source(), what + ": missing required array 'networks'");
+    }
+    if (auto node = t["quirks"]) {
+      if (auto* qs = node.as_array()) {
+        for (auto& q : *qs) {
+          auto s = q.value<std::string>();
+          auto id = s ? proto::quirkFromId(*s) : std::nullopt;
+          if (!id)
+            error(q.source(), what + ": unknown quirk '" + (s ? *s : std::string("?")) +
+                                  "' (see `mailshim quirks`)");
+          else
+            r.quirks.add(*id);
+        }
+      } else {
+        error(node.node()->source(), "quirks must be an array of strings");
+      }
+    }
+    for (const auto& other : cfg.rules)
+      if (other.name == r.name) error(t.source(), "duplicate rule name '" + r.name + "'");
+    cfg.rules.push_back(std::move(r));
+  }
+
+  void crossCheck(const toml::table& root, Config& cfg) {
+    if (cfg.listeners.empty()) error(root.source(), "no [[listener]] configured");
+    for (size_t i = 0; i < cfg.listeners.size(); ++i) {
+      const auto& l = cfg.listeners[i];
+      const auto* u = cfg.findUpstream(l.upstream);
+      if (!u)
+        error(listener_src_[i], "listener '" + l.name + "': no [[upstream]] named '" + l.upstream + "'");
+      else if (u->protocol != l.protocol)
+        error(listener_src_[i], "listener '" + l.name + "' (" + std::string(proto::protocolName(l.protocol)) +
+                                    ") points at upstream '" + u->name + "' of another protocol");
+    }
+    if (!cfg.listeners.empty() && (cfg.tls.cert_file.empty() || cfg.tls.key_file.empty()))
+      error(root.source(), "[tls] cert_file and key_file are required");
+  }
+
+  static bool validHostName(const std::string& s) {
+    if (s.empty() || s.size() > 253) return false;
+    for (char c : s)
+      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.')) return false;
+    return true;
+  }
+
+  std::string path_;
+  std::vector<std::string> errors_;
+  std::vector<std::string> warnings_;
+  std::vector<toml::source_region> listener_src_;
+  std::shared_ptr<Config> config_;
+};
+
+}  // namespace
+
+const Upstream* Config::findUpstream(const std::string& name) const {
+  for (const auto& u : upstreams)
+    if (u.name == name) return &u;
+  return nullptr;
+}
+
+const Rule* Config::matchRule(const IpAddress& addr) const {
+  for (const auto& r : rules)
+    for (const auto& n : r.networks)
+      if (n.contains(addr)) return &r;
+  return nullptr;
+}
+
+LoadResult loadConfigString(std::string_view toml, const std::string& path) {
+  return Loader(path).run(toml);
+}
+
+LoadResult loadConfigFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    LoadResult r;
+    r.errors.push_back(path + ": cannot open config file");
+    return r;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return loadConfigString(ss.str(), path);
+}
+
+}  // namespace mailshim::conf

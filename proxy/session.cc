@@ -1,0 +1,691 @@
+// Session: the network shell around the pure phases. See session.h.
+#include "proxy/session.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "protocols/common/secret.h"
+#include "protocols/common/text.h"
+#include "protocols/protocol_registry.h"
+#include "proxy/log.h"
+#include "proxy/net.h"
+#include "proxy/server.h"
+#include "proxy/stats.h"
+
+namespace mailshim::proxy {
+namespace {
+
+constexpr uint32_t kFlushTimeoutMs = 5000;  // how long a closing session waits for its last bytes to leave
+
+void setNoDelay(int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+std::string drain(bufferevent* bev) {
+  evbuffer* in = bufferevent_get_input(bev);
+  size_t n = evbuffer_get_length(in);
+  std::string out(n, '\0');
+  if (n) evbuffer_remove(in, out.data(), n);
+  return out;
+}
+
+std::string sslErrorText(bufferevent* bev) {
+  std::string out;
+  unsigned long e;
+  char buf[256];
+  while ((e = bufferevent_get_openssl_error(bev)) != 0) {
+    ERR_error_string_n(e, buf, sizeof buf);
+    if (!out.empty()) out += "; ";
+    out += buf;
+  }
+  if (out.empty()) {
+    int err = EVUTIL_SOCKET_ERROR();
+    out = err ? std::strerror(err) : "connection closed during handshake";
+  }
+  return out;
+}
+
+spdlog::level::level_enum levelOf(proto::LogNote::Level l) {
+  switch (l) {
+    case proto::LogNote::Level::Debug: return spdlog::level::debug;
+    case proto::LogNote::Level::Info: return spdlog::level::info;
+    case proto::LogNote::Level::Warn: return spdlog::level::warn;
+  }
+  return spdlog::level::info;
+}
+
+}  // namespace
+
+Session::Session(Server& server, conf::ConfigConstSharedPtr cfg, tls::TlsContextsConstSharedPtr tls,
+                 const conf::Listener& listener, int fd, const sockaddr* peer)
+    : server_(server), cfg_(std::move(cfg)), tls_(std::move(tls)), listener_(listener) {
+  started_ = last_activity_ = std::chrono::steady_clock::now();
+  ctx_.session_id = server_.nextSessionId();
+  ctx_.server_name = cfg_->server.name;
+  sockaddrToText(peer, ctx_.client_ip, ctx_.client_port);
+  sockaddr_storage local{};
+  socklen_t llen = sizeof local;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen) == 0)
+    sockaddrToText(reinterpret_cast<sockaddr*>(&local), ctx_.local_ip, ctx_.local_port);
+  ctx_.client_tls = listener_.tls == conf::ListenerTls::Implicit;
+  ctx_.starttls_available = listener_.tls == conf::ListenerTls::Starttls;
+  if (auto addr = conf::IpAddress::parse(ctx_.client_ip)) {
+    if (const conf::Rule* rule = cfg_->matchRule(*addr)) {
+      ctx_.quirks = rule->quirks;
+      ctx_.rule_name = rule->name;
+    }
+  }
+  ctx_.max_line_bytes = cfg_->limits.max_line_bytes;
+  ctx_.max_errors = cfg_->limits.max_errors;
+  ctx_.preauth_timeout_ms = cfg_->limits.preauth_timeout_ms;
+  ctx_.max_message_bytes = cfg_->limits.max_message_bytes;
+
+  for (size_t i = 0; i < cfg_->upstreams.size(); ++i) {
+    if (cfg_->upstreams[i].name == listener_.upstream) {
+      upstream_ = &cfg_->upstreams[i];
+      upstream_index_ = i;
+    }
+  }
+  if (upstream_) {
+    up_ctx_.helo_name = cfg_->server.name;
+    up_ctx_.tls = upstream_->tls;
+    up_ctx_.client_address = upstream_->client_address;
+  }
+
+  event_base* base = server_.base();
+  setNoDelay(fd);
+  if (ctx_.client_tls) {
+    SSL* ssl = tls_->newServerSsl();
+    down_ = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_openssl_set_allow_dirty_shutdown(down_, 1);
+    state_ = State::TlsHandshake;
+  } else {
+    down_ = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+  }
+  bufferevent_setcb(down_, downReadCb, downWriteCb, downEventCb, this);
+  timer_ = evtimer_new(base, timerCb, this);
+  up_timer_ = evtimer_new(base, upTimerCb, this);
+  destroy_ev_ = event_new(base, -1, 0, destroyCb, this);
+  front_ = proto::makeFrontPhase(listener_.protocol, ctx_);
+  stats().sessions_accepted++;
+  stats().sessions_active++;
+}
+
+Session::~Session() {
+  if (up_) bufferevent_free(up_);
+  if (down_) bufferevent_free(down_);
+  if (timer_) event_free(timer_);
+  if (up_timer_) event_free(up_timer_);
+  if (destroy_ev_) event_free(destroy_ev_);
+  stats().sessions_active--;
+  server_.sessionClosed(this);
+}
+
+std::string Session::tag() const {
+  return kv("session", ctx_.session_id) + kv("rip", ctx_.client_ip) +
+         (user_.empty() ? std::string() : kv("user", user_));
+}
+
+void Session::start() {
+  spdlog::info("connect{}{}{}{}{}{}{}{}{}", kv("session", ctx_.session_id), kv("listener", listener_.name),
+               kv("proto", proto::protocolName(listener_.protocol)), kv("rip", ctx_.client_ip),
+               kv("rport", ctx_.client_port), kv("lip", ctx_.local_ip), kv("lport", ctx_.local_port),
+               kv("rule", ctx_.rule_name.empty() ? "-" : ctx_.rule_name), kv("quirks", ctx_.quirks.toString()));
+  if (!front_ || !upstream_) {
+    spdlog::error("internal{} no front phase or upstream for listener {}", tag(), listener_.name);
+    close(proto::CloseReason::Internal);
+    return;
+  }
+  bufferevent_enable(down_, EV_READ | EV_WRITE);
+  if (state_ == State::TlsHandshake) {
+    armTimer(ctx_.preauth_timeout_ms);  // bounds the handshake too
+    return;
+  }
+  run(front_->start());
+}
+
+// --- action execution --------------------------------------------------------
+
+void Session::run(proto::Actions&& actions) {
+  ++running_;
+  for (auto& a : actions) {
+    if (state_ == State::Closing) break;
+    execute(a);
+  }
+  --running_;
+  maybeDestroy();
+}
+
+void Session::execute(proto::Action& action) {
+  std::visit(
+      [this](auto& v) {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, proto::SendDownstream>) {
+          if (down_) bufferevent_write(down_, v.bytes.data(), v.bytes.size());
+        } else if constexpr (std::is_same_v<T, proto::SendUpstream>) {
+          if (up_) bufferevent_write(up_, v.bytes.data(), v.bytes.size());
+          proto::wipe(v.bytes);  // may hold an AUTH payload
+        } else if constexpr (std::is_same_v<T, proto::StartTlsDownstream>) {
+          startDownstreamTls(false);
+        } else if constexpr (std::is_same_v<T, proto::StartTlsUpstream>) {
+          startUpstreamTls();
+        } else if constexpr (std::is_same_v<T, proto::ConnectUpstream>) {
+          if (!up_) connectUpstream();
+        } else if constexpr (std::is_same_v<T, proto::Authenticate>) {
+          login_pending_ = true;
+          state_ = State::Login;
+          if (!login_) {
+            login_ = proto::makeUpstreamLogin(listener_.protocol, ctx_, up_ctx_);
+            if (!login_) {
+              close(proto::CloseReason::Internal);
+              return;
+            }
+            auto queued = login_->login(std::move(v));
+            connectUpstream();
+            run(std::move(queued));
+          } else {
+            run(login_->login(std::move(v)));
+          }
+        } else if constexpr (std::is_same_v<T, proto::EnterRelay>) {
+          enterRelay(v);
+        } else if constexpr (std::is_same_v<T, proto::LogNote>) {
+          spdlog::log(levelOf(v.level), "note{}{}", tag(), kv("text", v.text));
+        } else if constexpr (std::is_same_v<T, proto::QuirkUsed>) {
+          stats().quirk_uses[static_cast<size_t>(v.quirk)]++;
+          spdlog::info("quirk{}{}{}{}", tag(), kv("quirk", proto::quirkId(v.quirk)), kv("rule", ctx_.rule_name),
+                       kv("detail", v.detail));
+        } else if constexpr (std::is_same_v<T, proto::ClientInfo>) {
+          if (v.key == "helo") helo_ = v.value;
+          spdlog::debug("client{}{}", tag(), kv(v.key, v.value));
+        } else if constexpr (std::is_same_v<T, proto::UserKnown>) {
+          user_ = v.user;
+        } else if constexpr (std::is_same_v<T, proto::ArmTimer>) {
+          armTimer(v.ms);
+        } else if constexpr (std::is_same_v<T, proto::Close>) {
+          close(v.reason);
+        } else if constexpr (std::is_same_v<T, proto::LoginDone>) {
+          login_pending_ = false;
+          evtimer_del(up_timer_);
+          const auto& r = v.result;
+          const char* verdict = r.kind == proto::LoginResult::Kind::Ok           ? "ok"
+                                : r.kind == proto::LoginResult::Kind::AuthFailed ? "failed"
+                                                                                 : "tempfail";
+          if (r.kind == proto::LoginResult::Kind::Ok) stats().auth_ok++;
+          if (r.kind == proto::LoginResult::Kind::AuthFailed) stats().auth_failed++;
+          if (r.kind == proto::LoginResult::Kind::TempFail) stats().auth_tempfail++;
+          auto level = r.kind == proto::LoginResult::Kind::Ok ? spdlog::level::info : spdlog::level::warn;
+          spdlog::log(level, "login{}{}{}{}{}", tag(), kv("result", verdict), kv("upstream", upstream_->name),
+                      kv("helo", helo_.empty() ? "-" : helo_),
+                      kv("reply", r.code.empty() && r.text.empty() ? "-" : (r.code + " " + r.text)));
+          bool unreachable = r.kind == proto::LoginResult::Kind::TempFail && r.code.empty();
+          if (unreachable && up_) {
+            bufferevent_free(up_);
+            up_ = nullptr;
+            login_.reset();
+            up_connected_ = up_tls_ = up_tls_pending_ = false;
+          }
+          if (state_ == State::Login) state_ = State::Front;
+          run(front_->onLoginResult(r));
+        }
+      },
+      action);
+}
+
+// --- closing -----------------------------------------------------------------
+
+void Session::closeWithNotice(proto::CloseReason reason) {
+  if (state_ == State::Closing) return;
+  if (down_ && state_ != State::TlsHandshake && !down_tls_pending_) {
+    std::string notice = proto::closeNotice(listener_.protocol, reason, ctx_.server_name);
+    if (!notice.empty()) bufferevent_write(down_, notice.data(), notice.size());
+  }
+  close(reason);
+}
+
+void Session::shutdown(proto::CloseReason reason) { closeWithNotice(reason); }
+
+void Session::close(proto::CloseReason reason) {
+  if (state_ == State::Closing) return;
+  state_ = State::Closing;
+  close_reason_ = reason;
+  stats().close_reasons[static_cast<size_t>(reason)]++;
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_);
+  spdlog::info("disconnect{}{}{}{}{}", tag(), kv("reason", proto::closeReasonName(reason)),
+               kv("duration_ms", static_cast<uint64_t>(ms.count())), kv("bytes_in", bytes_from_client_),
+               kv("bytes_out", bytes_from_backend_));
+  if (up_) {
+    bufferevent_free(up_);
+    up_ = nullptr;
+  }
+  evtimer_del(up_timer_);
+  if (down_) {
+    bufferevent_disable(down_, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_output(down_)) > 0) {
+      // Let the final reply leave; downWriteCb destroys once the buffer is empty.
+      bufferevent_setwatermark(down_, EV_WRITE, 0, 0);
+      armTimer(kFlushTimeoutMs);
+      return;
+    }
+  }
+  scheduleDestroy();
+}
+
+void Session::scheduleDestroy() {
+  if (destroying_) return;
+  destroying_ = true;
+  event_active(destroy_ev_, 0, 0);
+}
+
+void Session::maybeDestroy() {
+  // Destruction always happens from destroyCb, never inside run().
+}
+
+void Session::destroyCb(int, short, void* arg) {
+  auto* s = static_cast<Session*>(arg);
+  if (s->running_ > 0) {  // cannot happen (event callbacks are not nested), but be safe
+    event_active(s->destroy_ev_, 0, 0);
+    return;
+  }
+  delete s;
+}
+
+// --- timers ------------------------------------------------------------------
+
+void Session::armTimer(uint32_t ms) {
+  timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
+  evtimer_add(timer_, &tv);
+}
+
+void Session::armUpTimer(uint32_t ms) {
+  timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
+  evtimer_add(up_timer_, &tv);
+}
+
+void Session::timerCb(int, short, void* arg) { static_cast<Session*>(arg)->onTimer(); }
+
+void Session::upTimerCb(int, short, void* arg) {
+  auto* s = static_cast<Session*>(arg);
+  if (s->state_ == State::Closing) return;
+  s->upstreamFailed("timeout talking to the backend", false);
+}
+
+void Session::onTimer() {
+  switch (state_) {
+    case State::Closing:
+      scheduleDestroy();  // the final flush took too long
+      return;
+    case State::TlsHandshake:
+      spdlog::info("tls{}{}", tag(), kv("error", "handshake timeout"));
+      stats().downstream_tls_failures++;
+      close(proto::CloseReason::Timeout);
+      return;
+    case State::Relay: {
+      auto idle = std::chrono::steady_clock::now() - last_activity_;
+      auto limit = std::chrono::milliseconds(cfg_->limits.idle_timeout_ms);
+      if (idle < limit) {
+        armTimer(static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::milliseconds>(limit - idle).count()) + 1);
+        return;
+      }
+      closeWithNotice(proto::CloseReason::Timeout);
+      return;
+    }
+    case State::Front:
+    case State::Login:
+      if (down_tls_pending_) {
+        stats().downstream_tls_failures++;
+        close(proto::CloseReason::Timeout);
+        return;
+      }
+      run(front_->onTimeout());
+      return;
+  }
+}
+
+// --- downstream --------------------------------------------------------------
+
+void Session::downReadCb(bufferevent*, void* arg) { static_cast<Session*>(arg)->onDownRead(); }
+void Session::downWriteCb(bufferevent* bev, void* arg) {
+  auto* s = static_cast<Session*>(arg);
+  if (s->state_ == State::Closing) {
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) s->scheduleDestroy();
+    return;
+  }
+  if (s->state_ == State::Relay) s->onDrained(bev);
+}
+void Session::downEventCb(bufferevent*, short what, void* arg) { static_cast<Session*>(arg)->onDownEvent(what); }
+
+void Session::onDownRead() {
+  if (state_ == State::Relay) {
+    relayDownToUp();
+    return;
+  }
+  std::string bytes = drain(down_);
+  if (state_ == State::Closing || bytes.empty()) return;
+  bytes_from_client_ += bytes.size();
+  stats().bytes_downstream_in += bytes.size();
+  run(front_->onDownstreamData(bytes));
+  proto::wipe(bytes);  // may have carried credentials
+}
+
+void Session::onDownEvent(short what) {
+  if (what & BEV_EVENT_CONNECTED) {
+    // Downstream TLS handshake finished (implicit TLS or after STARTTLS).
+    stats().downstream_tls_handshakes++;
+    SSL* ssl = bufferevent_openssl_get_ssl(down_);
+    spdlog::info("tls{}{}{}", tag(), kv("side", "downstream"), kv("cipher", tls::describe(ssl)));
+    if (state_ == State::TlsHandshake) {
+      state_ = State::Front;
+      run(front_->start());
+    } else if (down_tls_pending_) {
+      down_tls_pending_ = false;
+      run(front_->onDownstreamTls());
+    }
+    return;
+  }
+  if (state_ == State::Closing) {
+    scheduleDestroy();
+    return;
+  }
+  if (state_ == State::TlsHandshake || down_tls_pending_) {
+    stats().downstream_tls_failures++;
+    spdlog::info("tls{}{}{}", tag(), kv("side", "downstream"), kv("error", sslErrorText(down_)));
+    close(proto::CloseReason::TlsHandshakeFailed);
+    return;
+  }
+  if (what & BEV_EVENT_EOF) {
+    if (state_ == State::Relay) {
+      // Deliver what the client sent before closing (e.g. a final QUIT) is not
+      // needed: the backend sees the close. Close both sides.
+    }
+    close(proto::CloseReason::ClientEof);
+  } else if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+    close(proto::CloseReason::ClientError);
+  }
+}
+
+void Session::startDownstreamTls(bool) {
+  stats().downstream_starttls++;
+  // Invariant 1: no plaintext crosses STARTTLS. The front phase consumed (and
+  // discarded) everything we read; anything still in the socket buffer would
+  // be read by the TLS layer as a broken record and fail the handshake.
+  if (evbuffer_get_length(bufferevent_get_input(down_)) != 0) {
+    spdlog::warn("starttls{}{}", tag(), kv("error", "plaintext buffered after STARTTLS"));
+    close(proto::CloseReason::ClientError);
+    return;
+  }
+  SSL* ssl = tls_->newServerSsl();
+  bufferevent* f =
+      bufferevent_openssl_filter_new(server_.base(), down_, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+  if (!f) {
+    SSL_free(ssl);
+    close(proto::CloseReason::Internal);
+    return;
+  }
+  bufferevent_openssl_set_allow_dirty_shutdown(f, 1);
+  down_ = f;
+  down_tls_pending_ = true;
+  bufferevent_setcb(down_, downReadCb, downWriteCb, downEventCb, this);
+  bufferevent_enable(down_, EV_READ | EV_WRITE);
+}
+
+// --- upstream ----------------------------------------------------------------
+
+void Session::connectUpstream() {
+  const conf::Upstream& up = *upstream_;
+  sockaddr_storage dst{};
+  socklen_t dlen = 0;
+  if (!makeSockaddr(up.host, up.port, dst, dlen)) {
+    upstreamFailed("bad upstream address", false);
+    return;
+  }
+  int fd = socket(dst.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    upstreamFailed(std::string("socket: ") + std::strerror(errno), false);
+    return;
+  }
+  if (!up.source_address.empty()) {
+    sockaddr_storage src{};
+    socklen_t slen = 0;
+    int one = 1;
+    setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+    if (!makeSockaddr(up.source_address, 0, src, slen) || bind(fd, reinterpret_cast<sockaddr*>(&src), slen) != 0) {
+      std::string err = std::strerror(errno);
+      ::close(fd);
+      upstreamFailed("cannot bind source_address " + up.source_address + ": " + err, false);
+      return;
+    }
+  }
+  setNoDelay(fd);
+  stats().upstream_connects++;
+  up_ = bufferevent_socket_new(server_.base(), fd, BEV_OPT_CLOSE_ON_FREE);
+  bufferevent_setcb(up_, upReadCb, upWriteCb, upEventCb, this);
+  bufferevent_enable(up_, EV_READ | EV_WRITE);
+  armUpTimer(up.connect_timeout_ms);
+  if (bufferevent_socket_connect(up_, reinterpret_cast<sockaddr*>(&dst), static_cast<int>(dlen)) != 0) {
+    upstreamFailed(std::string("connect: ") + std::strerror(errno), false);
+  }
+}
+
+void Session::upReadCb(bufferevent*, void* arg) { static_cast<Session*>(arg)->onUpRead(); }
+void Session::upWriteCb(bufferevent* bev, void* arg) {
+  auto* s = static_cast<Session*>(arg);
+  if (s->state_ == State::Relay) s->onDrained(bev);
+}
+void Session::upEventCb(bufferevent*, short what, void* arg) { static_cast<Session*>(arg)->onUpEvent(what); }
+
+void Session::onUpRead() {
+  if (state_ == State::Relay) {
+    relayUpToDown();
+    return;
+  }
+  std::string bytes = drain(up_);
+  if (state_ == State::Closing || bytes.empty()) return;
+  bytes_from_backend_ += bytes.size();
+  stats().bytes_upstream_in += bytes.size();
+  if (!login_) return;  // nothing expects backend bytes now
+  run(login_->onUpstreamData(bytes));
+}
+
+void Session::onUpEvent(short what) {
+  if (state_ == State::Closing) return;
+  if (what & BEV_EVENT_CONNECTED) {
+    if (up_tls_pending_) {
+      up_tls_pending_ = false;
+      up_tls_ = true;
+      SSL* ssl = bufferevent_openssl_get_ssl(up_);
+      spdlog::debug("tls{}{}{}{}", tag(), kv("side", "upstream"), kv("cipher", tls::describe(ssl)),
+                    kv("resumed", SSL_session_reused(ssl) ? "yes" : "no"));
+      if (!up_connected_) {  // implicit TLS upstream: TCP + TLS are now up
+        up_connected_ = true;
+        armUpTimer(ctx_.preauth_timeout_ms);
+        run(login_->onConnected());
+      } else {
+        run(login_->onUpstreamTls());
+      }
+      return;
+    }
+    if (upstream_->tls == proto::UpstreamTls::Implicit) {
+      startUpstreamTls();
+      return;
+    }
+    up_connected_ = true;
+    armUpTimer(ctx_.preauth_timeout_ms);
+    run(login_->onConnected());
+    return;
+  }
+  if (up_tls_pending_) {
+    stats().upstream_tls_failures++;
+    upstreamFailed("TLS handshake with backend failed: " + sslErrorText(up_), true);
+    return;
+  }
+  if (state_ == State::Relay) {
+    if (filter_) {
+      run(filter_->onUpstreamClosed());
+      if (state_ == State::Closing) return;
+    }
+    bool error = (what & BEV_EVENT_ERROR) != 0;
+    // Deliver what the backend sent last (e.g. "221 Bye", "* BYE") before closing.
+    if (error) {
+      closeWithNotice(proto::CloseReason::UpstreamLost);
+    } else {
+      close(proto::CloseReason::UpstreamEof);
+    }
+    return;
+  }
+  int err = EVUTIL_SOCKET_ERROR();
+  upstreamFailed(what & BEV_EVENT_EOF ? "backend closed the connection"
+                                      : std::string("backend connection failed: ") + std::strerror(err),
+                 false);
+}
+
+void Session::upstreamFailed(const std::string& why, bool tls_problem) {
+  if (state_ == State::Closing) return;
+  if (!up_connected_) stats().upstream_connect_failures++;
+  spdlog::warn("upstream{}{}{}", tag(), kv("upstream", upstream_ ? upstream_->name : "-"), kv("error", why));
+  if (up_) {
+    bufferevent_free(up_);
+    up_ = nullptr;
+  }
+  evtimer_del(up_timer_);
+  login_.reset();
+  up_connected_ = up_tls_ = up_tls_pending_ = false;
+  if (state_ == State::Relay) {
+    closeWithNotice(tls_problem ? proto::CloseReason::UpstreamTlsFailed : proto::CloseReason::UpstreamLost);
+    return;
+  }
+  if (login_pending_) {
+    login_pending_ = false;
+    stats().auth_tempfail++;
+    if (state_ == State::Login) state_ = State::Front;
+    proto::LoginResult r;
+    r.kind = proto::LoginResult::Kind::TempFail;
+    run(front_->onLoginResult(r));
+  }
+}
+
+void Session::startUpstreamTls() {
+  if (!up_) return;
+  if (evbuffer_get_length(bufferevent_get_input(up_)) != 0) {
+    // Response injection: the backend sent plaintext after its go-ahead.
+    upstreamFailed("backend sent plaintext after its STARTTLS go-ahead", true);
+    return;
+  }
+  SSL* ssl = tls_->newClientSsl(upstream_index_, *upstream_);
+  if (!ssl) {
+    upstreamFailed("cannot create TLS session: " + tls::drainErrors(), true);
+    return;
+  }
+  bufferevent* f =
+      bufferevent_openssl_filter_new(server_.base(), up_, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+  if (!f) {
+    SSL_free(ssl);
+    upstreamFailed("cannot start TLS", true);
+    return;
+  }
+  bufferevent_openssl_set_allow_dirty_shutdown(f, 1);
+  up_ = f;
+  up_tls_pending_ = true;
+  bufferevent_setcb(up_, upReadCb, upWriteCb, upEventCb, this);
+  bufferevent_enable(up_, EV_READ | EV_WRITE);
+}
+
+// --- relay -------------------------------------------------------------------
+
+void Session::enterRelay(proto::EnterRelay& r) {
+  if (!up_) {
+    close(proto::CloseReason::Internal);
+    return;
+  }
+  state_ = State::Relay;
+  login_.reset();
+  evtimer_del(up_timer_);
+  filter_ = proto::makeRelayFilter(listener_.protocol, ctx_);
+  last_activity_ = std::chrono::steady_clock::now();
+  armTimer(cfg_->limits.idle_timeout_ms);
+  const size_t limit = cfg_->limits.relay_buffer_bytes;
+  bufferevent_setwatermark(down_, EV_READ, 0, limit);
+  bufferevent_setwatermark(up_, EV_READ, 0, limit);
+  if (!r.to_downstream.empty()) bufferevent_write(down_, r.to_downstream.data(), r.to_downstream.size());
+  if (!r.to_upstream.empty()) {
+    if (filter_) {
+      run(filter_->onDownstreamData(r.to_upstream));
+    } else {
+      bufferevent_write(up_, r.to_upstream.data(), r.to_upstream.size());
+    }
+  }
+  // Bytes may already be waiting in either input buffer.
+  if (state_ == State::Relay && evbuffer_get_length(bufferevent_get_input(down_))) relayDownToUp();
+  if (state_ == State::Relay && up_ && evbuffer_get_length(bufferevent_get_input(up_))) relayUpToDown();
+}
+
+void Session::relayDownToUp() {
+  if (!up_ || state_ != State::Relay) return;
+  last_activity_ = std::chrono::steady_clock::now();
+  evbuffer* in = bufferevent_get_input(down_);
+  size_t n = evbuffer_get_length(in);
+  bytes_from_client_ += n;
+  stats().bytes_downstream_in += n;
+  if (filter_) {
+    std::string bytes = drain(down_);
+    run(filter_->onDownstreamData(bytes));
+  } else {
+    bufferevent_write_buffer(up_, in);
+  }
+  if (state_ == State::Relay) applyBackpressure(down_, up_);
+}
+
+void Session::relayUpToDown() {
+  if (!up_ || state_ != State::Relay) return;
+  last_activity_ = std::chrono::steady_clock::now();
+  evbuffer* in = bufferevent_get_input(up_);
+  size_t n = evbuffer_get_length(in);
+  bytes_from_backend_ += n;
+  stats().bytes_upstream_in += n;
+  if (filter_) {
+    std::string bytes = drain(up_);
+    run(filter_->onUpstreamData(bytes));
+  } else {
+    bufferevent_write_buffer(down_, in);
+  }
+  if (state_ == State::Relay) applyBackpressure(up_, down_);
+}
+
+void Session::applyBackpressure(bufferevent* from, bufferevent* to) {
+  const size_t limit = cfg_->limits.relay_buffer_bytes;
+  if (evbuffer_get_length(bufferevent_get_output(to)) < limit) return;
+  bufferevent_disable(from, EV_READ);
+  (from == down_ ? down_paused_ : up_paused_) = true;
+  // Wake us when `to` has drained to half the bound.
+  bufferevent_setwatermark(to, EV_WRITE, limit / 2, 0);
+}
+
+void Session::onDrained(bufferevent* to) {
+  bufferevent* from = (to == down_) ? up_ : down_;
+  bool& paused = (from == down_) ? down_paused_ : up_paused_;
+  if (!paused || !from) return;
+  paused = false;
+  bufferevent_setwatermark(to, EV_WRITE, 0, 0);
+  bufferevent_enable(from, EV_READ);
+  // Data may have accumulated while paused.
+  if (evbuffer_get_length(bufferevent_get_input(from))) {
+    if (from == down_)
+      relayDownToUp();
+    else
+      relayUpToDown();
+  }
+}
+
+}  // namespace mailshim::proxy

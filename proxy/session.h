@@ -1,0 +1,123 @@
+// Session: one client connection and, after AUTH, its backend connection. The
+// only place where a protocol phase meets sockets: it feeds the phases'
+// events (bytes, TLS up, connected, timeouts) and executes the Actions they
+// return (send, STARTTLS, connect, authenticate, enter relay, close). After
+// login it runs the one generic relay: bounded buffers with backpressure both
+// ways, an idle timeout, and an optional protocol RelayFilter (SMTP).
+//
+// Every close goes through close(reason), which logs the one disconnect line.
+//
+// I/O: sockets and TLS via libevent bufferevents.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "conf/config.h"
+#include "protocols/common/phase.h"
+#include "tls/tls_context.h"
+
+struct bufferevent;
+struct event;
+struct sockaddr;
+
+namespace mailshim::proxy {
+
+class Server;
+
+class Session {
+ public:
+  // Takes ownership of `fd` (accepted socket).
+  Session(Server& server, conf::ConfigConstSharedPtr cfg, tls::TlsContextsConstSharedPtr tls,
+          const conf::Listener& listener, int fd, const sockaddr* peer);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  void start();
+  // Closes with the protocol's notice for `reason` (shutdown, kill).
+  void shutdown(proto::CloseReason reason);
+  const std::string& id() const { return ctx_.session_id; }
+
+ private:
+  enum class State { TlsHandshake, Front, Login, Relay, Closing };
+
+  void run(proto::Actions&& actions);
+  void execute(proto::Action& action);
+  void close(proto::CloseReason reason);
+  void scheduleDestroy();
+  void maybeDestroy();
+
+  // downstream
+  void onDownRead();
+  void onDownEvent(short what);
+  void startDownstreamTls(bool implicit);
+  // upstream
+  void connectUpstream();
+  void onUpRead();
+  void onUpEvent(short what);
+  void upstreamFailed(const std::string& why, bool tls_problem);
+  void startUpstreamTls();
+  // relay
+  void enterRelay(proto::EnterRelay& r);
+  void relayDownToUp();
+  void relayUpToDown();
+  void applyBackpressure(bufferevent* from, bufferevent* to);
+  void onDrained(bufferevent* to);
+
+  void armTimer(uint32_t ms);
+  void onTimer();
+  void armUpTimer(uint32_t ms);
+  void closeWithNotice(proto::CloseReason reason);
+
+  std::string tag() const;  // "session=... rip=..." prefix for log lines
+
+  static void downReadCb(bufferevent*, void* arg);
+  static void downWriteCb(bufferevent*, void* arg);
+  static void downEventCb(bufferevent*, short what, void* arg);
+  static void upReadCb(bufferevent*, void* arg);
+  static void upWriteCb(bufferevent*, void* arg);
+  static void upEventCb(bufferevent*, short what, void* arg);
+  static void timerCb(int, short, void* arg);
+  static void upTimerCb(int, short, void* arg);
+  static void destroyCb(int, short, void* arg);
+
+  Server& server_;
+  conf::ConfigConstSharedPtr cfg_;
+  tls::TlsContextsConstSharedPtr tls_;
+  const conf::Listener& listener_;  // lives in *cfg_
+  const conf::Upstream* upstream_ = nullptr;
+  size_t upstream_index_ = 0;
+  proto::SessionContext ctx_;
+  proto::UpstreamContext up_ctx_;
+  std::unique_ptr<proto::FrontPhase> front_;
+  std::unique_ptr<proto::UpstreamLogin> login_;
+  std::unique_ptr<proto::RelayFilter> filter_;
+
+  bufferevent* down_ = nullptr;
+  bufferevent* up_ = nullptr;
+  event* timer_ = nullptr;
+  event* up_timer_ = nullptr;
+  event* destroy_ev_ = nullptr;
+  State state_ = State::Front;
+  bool up_connected_ = false;
+  bool up_tls_ = false;          // upstream leg is TLS now
+  bool up_tls_pending_ = false;  // upstream handshake in progress
+  bool down_tls_pending_ = false;
+  bool login_pending_ = false;   // an Authenticate awaits its LoginDone
+  bool down_paused_ = false;  // reading paused by backpressure
+  bool up_paused_ = false;
+  bool destroying_ = false;
+  int running_ = 0;           // depth of run(); destroy waits for 0
+  std::optional<proto::CloseReason> close_reason_;
+  std::string user_;
+  std::string helo_;
+  std::chrono::steady_clock::time_point started_;
+  std::chrono::steady_clock::time_point last_activity_;
+  uint64_t bytes_from_client_ = 0;
+  uint64_t bytes_from_backend_ = 0;
+};
+
+}  // namespace mailshim::proxy

@@ -1,0 +1,47 @@
+// Stats, declared once (X-macro) and rendered everywhere from that one list:
+// the periodic/shutdown stats log line now, the metrics endpoint and admin
+// console later. Counters are plain uint64 (one event loop thread).
+//
+// No I/O.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "protocols/common/phase.h"
+#include "protocols/common/quirks.h"
+
+namespace mailshim::proxy {
+
+#define MAILSHIM_COUNTERS(X)      \
+  X(sessions_accepted)            \
+  X(sessions_active)              \
+  X(downstream_tls_handshakes)    \
+  X(downstream_tls_failures)      \
+  X(downstream_starttls)          \
+  X(upstream_connects)            \
+  X(upstream_connect_failures)    \
+  X(upstream_tls_failures)        \
+  X(auth_ok)                      \
+  X(auth_failed)                  \
+  X(auth_tempfail)                \
+  X(bytes_downstream_in)          \
+  X(bytes_upstream_in)            \
+  X(reloads)                      \
+  X(reload_failures)
+
+struct Stats {
+#define MAILSHIM_DECLARE(name) uint64_t name = 0;
+  MAILSHIM_COUNTERS(MAILSHIM_DECLARE)
+#undef MAILSHIM_DECLARE
+  std::array<uint64_t, static_cast<size_t>(proto::Quirk::kCount)> quirk_uses{};
+  std::array<uint64_t, static_cast<size_t>(proto::CloseReason::Internal) + 1> close_reasons{};
+
+  // "name=value ..." for every counter, quirk use and close reason seen.
+  std::string render() const;
+};
+
+Stats& stats();
+
+}  // namespace mailshim::proxy
