@@ -28,6 +28,7 @@ namespace mailshim::proxy {
 namespace {
 
 constexpr uint32_t kFlushTimeoutMs = 5000;  // how long a closing session waits for its last bytes to leave
+constexpr uint32_t kFlushPollMs = 10;
 
 void setNoDelay(int fd) {
   int one = 1;
@@ -109,11 +110,11 @@ Session::Session(Server& server, conf::ConfigConstSharedPtr cfg, tls::TlsContext
   setNoDelay(fd);
   if (ctx_.client_tls) {
     SSL* ssl = tls_->newServerSsl();
-    down_ = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+    down_ = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     bufferevent_openssl_set_allow_dirty_shutdown(down_, 1);
     state_ = State::TlsHandshake;
   } else {
-    down_ = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+    down_ = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
   }
   bufferevent_setcb(down_, downReadCb, downWriteCb, downEventCb, this);
   timer_ = evtimer_new(base, timerCb, this);
@@ -273,14 +274,25 @@ void Session::close(proto::CloseReason reason) {
   evtimer_del(up_timer_);
   if (down_) {
     bufferevent_disable(down_, EV_READ);
-    if (evbuffer_get_length(bufferevent_get_output(down_)) > 0) {
-      // Let the final reply leave; downWriteCb destroys once the buffer is empty.
+    if (pendingDownOutput() > 0) {
+      // Let the final reply leave: downWriteCb and a short poll (a TLS filter
+      // hands its records to the socket bufferevent below it, whose drain we
+      // are not told about) destroy the session once nothing is pending, or
+      // after kFlushTimeoutMs at the latest.
       bufferevent_setwatermark(down_, EV_WRITE, 0, 0);
-      armTimer(kFlushTimeoutMs);
+      closing_since_ = std::chrono::steady_clock::now();
+      armTimer(kFlushPollMs);
       return;
     }
   }
   scheduleDestroy();
+}
+
+size_t Session::pendingDownOutput() const {
+  if (!down_) return 0;
+  size_t n = evbuffer_get_length(bufferevent_get_output(down_));
+  if (bufferevent* under = bufferevent_get_underlying(down_)) n += evbuffer_get_length(bufferevent_get_output(under));
+  return n;
 }
 
 void Session::scheduleDestroy() {
@@ -325,7 +337,12 @@ void Session::upTimerCb(int, short, void* arg) {
 void Session::onTimer() {
   switch (state_) {
     case State::Closing:
-      scheduleDestroy();  // the final flush took too long
+      if (pendingDownOutput() == 0 ||
+          std::chrono::steady_clock::now() - closing_since_ > std::chrono::milliseconds(kFlushTimeoutMs)) {
+        scheduleDestroy();
+      } else {
+        armTimer(kFlushPollMs);
+      }
       return;
     case State::TlsHandshake:
       spdlog::info("tls{}{}", tag(), kv("error", "handshake timeout"));
@@ -360,7 +377,7 @@ void Session::downReadCb(bufferevent*, void* arg) { static_cast<Session*>(arg)->
 void Session::downWriteCb(bufferevent* bev, void* arg) {
   auto* s = static_cast<Session*>(arg);
   if (s->state_ == State::Closing) {
-    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) s->scheduleDestroy();
+    if (s->pendingDownOutput() == 0) s->scheduleDestroy();
     return;
   }
   if (s->state_ == State::Relay) s->onDrained(bev);
@@ -428,7 +445,7 @@ void Session::startDownstreamTls(bool) {
   }
   SSL* ssl = tls_->newServerSsl();
   bufferevent* f =
-      bufferevent_openssl_filter_new(server_.base(), down_, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+      bufferevent_openssl_filter_new(server_.base(), down_, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
   if (!f) {
     SSL_free(ssl);
     close(proto::CloseReason::Internal);
@@ -470,7 +487,7 @@ void Session::connectUpstream() {
   }
   setNoDelay(fd);
   stats().upstream_connects++;
-  up_ = bufferevent_socket_new(server_.base(), fd, BEV_OPT_CLOSE_ON_FREE);
+  up_ = bufferevent_socket_new(server_.base(), fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
   bufferevent_setcb(up_, upReadCb, upWriteCb, upEventCb, this);
   bufferevent_enable(up_, EV_READ | EV_WRITE);
   armUpTimer(up.connect_timeout_ms);
@@ -532,6 +549,9 @@ void Session::onUpEvent(short what) {
     return;
   }
   if (state_ == State::Relay) {
+    // Deliver what the backend sent last (e.g. "221 Bye", "* BYE") first.
+    if (evbuffer_get_length(bufferevent_get_input(up_))) relayUpToDown();
+    if (state_ != State::Relay) return;
     if (filter_) {
       run(filter_->onUpstreamClosed());
       if (state_ == State::Closing) return;
@@ -589,7 +609,7 @@ void Session::startUpstreamTls() {
     return;
   }
   bufferevent* f =
-      bufferevent_openssl_filter_new(server_.base(), up_, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+      bufferevent_openssl_filter_new(server_.base(), up_, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
   if (!f) {
     SSL_free(ssl);
     upstreamFailed("cannot start TLS", true);

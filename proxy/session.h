@@ -48,6 +48,7 @@ class Session {
   void execute(proto::Action& action);
   void close(proto::CloseReason reason);
   void scheduleDestroy();
+  size_t pendingDownOutput() const;  // bytes not yet handed to the kernel
   void maybeDestroy();
 
   // downstream
@@ -116,6 +117,7 @@ class Session {
   std::string helo_;
   std::chrono::steady_clock::time_point started_;
   std::chrono::steady_clock::time_point last_activity_;
+  std::chrono::steady_clock::time_point closing_since_;
   uint64_t bytes_from_client_ = 0;
   uint64_t bytes_from_backend_ = 0;
 };
