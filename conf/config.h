@@ -18,7 +18,10 @@
 
 namespace mailshim::conf {
 
-enum class ListenerTls : uint8_t { Implicit, Starttls };
+// implicit: TLS from the first byte. starttls: plaintext greeting, STARTTLS
+// offered. auto: like starttls, but a TLS ClientHello sent before the greeting
+// (Outlook "SSL/TLS" on 587) starts implicit TLS (quirk tls.implicit_on_starttls_port).
+enum class ListenerTls : uint8_t { Implicit, Starttls, Auto };
 
 struct ServerSettings {
   std::string name = "localhost";
@@ -36,9 +39,23 @@ struct Limits {
   uint32_t relay_buffer_bytes = 262144;
 };
 
+struct CertificateFiles {
+  std::string cert_file;  // leaf first, then intermediates (Let's Encrypt fullchain.pem)
+  std::string key_file;
+};
+
 struct TlsSettings {
+  // The default certificate, for clients without SNI or with an unknown name.
   std::string cert_file;
   std::string key_file;
+  // Further certificates ([[certificate]]), selected by SNI against their
+  // subjectAltName. An RSA and an ECDSA certificate for the same names are
+  // served side by side: OpenSSL picks by what the client supports.
+  std::vector<CertificateFiles> extra;
+  // Trust anchors for the certificate audit of --check-config (chain
+  // completeness); empty = the system store.
+  std::string audit_ca_file;
+  uint32_t ticket_key_rotation_s = 43200;
 };
 
 struct Listener {
@@ -48,6 +65,10 @@ struct Listener {
   uint16_t port = 0;
   ListenerTls tls = ListenerTls::Starttls;
   std::string upstream;  // name of an Upstream
+  // Host names clients are told to use; --check-config requires each to be
+  // covered by a certificate (Outlook refuses a certificate without the name).
+  std::vector<std::string> server_names;
+  uint32_t sniff_timeout_ms = 200;  // tls = "auto": how long to wait for a ClientHello
 };
 
 struct Upstream {
@@ -59,6 +80,8 @@ struct Upstream {
   std::string ca_file;      // verify the backend certificate against this CA bundle
   std::string verify_name;  // ... and this name (defaults to host)
   bool verify = true;
+  std::string client_cert_file;  // optional client certificate toward the backend
+  std::string client_key_file;
   proto::ClientAddressMode client_address = proto::ClientAddressMode::None;
   std::string source_address;  // bind() before connect(); empty = kernel's choice
   uint32_t connect_timeout_ms = 5000;

@@ -31,10 +31,11 @@ class Loader {
     auto cfg = std::make_shared<Config>();
     cfg->source_path = path_;
     const toml::table& root = parsed.table();
-    checkKeys(root, {"server", "limits", "tls", "listener", "upstream", "rule"}, "top level");
+    checkKeys(root, {"server", "limits", "tls", "certificate", "listener", "upstream", "rule"}, "top level");
     if (auto* t = root["server"].as_table()) readServer(*t, cfg->server);
     if (auto* t = root["limits"].as_table()) readLimits(*t, cfg->limits);
     if (auto* t = root["tls"].as_table()) readTls(*t, cfg->tls);
+    readArray(root, "certificate", [&](const toml::table& t) { readCertificate(t, *cfg); });
     readArray(root, "upstream", [&](const toml::table& t) { readUpstream(t, *cfg); });
     readArray(root, "listener", [&](const toml::table& t) { readListener(t, *cfg); });
     readArray(root, "rule", [&](const toml::table& t) { readRule(t, *cfg); });
@@ -155,9 +156,40 @@ class Loader {
   }
 
   void readTls(const toml::table& t, TlsSettings& s) {
-    checkKeys(t, {"cert_file", "key_file"}, "[tls]");
+    checkKeys(t, {"cert_file", "key_file", "audit_ca_file", "ticket_key_rotation_s"}, "[tls]");
     if (getString(t, "cert_file", s.cert_file, true, "[tls]")) checkReadable(t["cert_file"].node()->source(), s.cert_file);
     if (getString(t, "key_file", s.key_file, true, "[tls]")) checkReadable(t["key_file"].node()->source(), s.key_file);
+    if (getString(t, "audit_ca_file", s.audit_ca_file, false, "[tls]"))
+      checkReadable(t["audit_ca_file"].node()->source(), s.audit_ca_file);
+    getUint(t, "ticket_key_rotation_s", s.ticket_key_rotation_s, 60, 7 * 86400, false, "[tls]");
+  }
+
+  void readCertificate(const toml::table& t, Config& cfg) {
+    checkKeys(t, {"cert_file", "key_file"}, "[[certificate]]");
+    CertificateFiles c;
+    if (getString(t, "cert_file", c.cert_file, true, "[[certificate]]"))
+      checkReadable(t["cert_file"].node()->source(), c.cert_file);
+    if (getString(t, "key_file", c.key_file, true, "[[certificate]]"))
+      checkReadable(t["key_file"].node()->source(), c.key_file);
+    cfg.tls.extra.push_back(std::move(c));
+  }
+
+  bool getStringArray(const toml::table& t, std::string_view key, std::vector<std::string>& out,
+                      const std::string& what) {
+    auto node = t[key];
+    if (!node) return false;
+    auto* arr = node.as_array();
+    if (!arr) {
+      error(node.node()->source(), what + ": " + std::string(key) + " must be an array of strings");
+      return false;
+    }
+    for (auto& el : *arr) {
+      if (auto v = el.value<std::string>())
+        out.push_back(*v);
+      else
+        error(el.source(), what + ": " + std::string(key) + " must contain only strings");
+    }
+    return true;
   }
 
   void checkReadable(const toml::source_region& src, const std::string& file) {
@@ -179,7 +211,7 @@ class Loader {
   void readListener(const toml::table& t, Config& cfg) {
     Listener l;
     std::string what = "[[listener]]";
-    checkKeys(t, {"name", "protocol", "address", "port", "tls", "upstream"}, what);
+    checkKeys(t, {"name", "protocol", "address", "port", "tls", "upstream", "server_names", "sniff_timeout_ms"}, what);
     getString(t, "name", l.name, true, what);
     what = "[[listener]] '" + l.name + "'";
     readProtocol(t, l.protocol, what);
@@ -192,10 +224,16 @@ class Loader {
         l.tls = ListenerTls::Implicit;
       else if (tls == "starttls")
         l.tls = ListenerTls::Starttls;
+      else if (tls == "auto")
+        l.tls = ListenerTls::Auto;
       else
-        error(t["tls"].node()->source(), "tls must be \"implicit\" or \"starttls\"");
+        error(t["tls"].node()->source(), "tls must be \"implicit\", \"starttls\" or \"auto\"");
     }
     getString(t, "upstream", l.upstream, true, what);
+    if (getStringArray(t, "server_names", l.server_names, what))
+      for (const auto& n : l.server_names)
+        if (!validHostName(n)) error(t["server_names"].node()->source(), what + ": '" + n + "' is not a host name");
+    getUint(t, "sniff_timeout_ms", l.sniff_timeout_ms, 10, 5000, false, what);
     for (const auto& other : cfg.listeners) {
       if (other.name == l.name) error(t.source(), "duplicate listener name '" + l.name + "'");
       if (other.address == l.address && other.port == l.port)
@@ -209,7 +247,7 @@ class Loader {
     Upstream u;
     std::string what = "[[upstream]]";
     checkKeys(t, {"name", "protocol", "host", "port", "tls", "ca_file", "verify_name", "verify",
-                  "client_address", "source_address", "connect_timeout_ms"},
+                  "client_address", "source_address", "connect_timeout_ms", "client_cert_file", "client_key_file"},
               what);
     getString(t, "name", u.name, true, what);
     what = "[[upstream]] '" + u.name + "'";
@@ -258,6 +296,12 @@ class Loader {
     if (getString(t, "source_address", u.source_address, false, what) && !IpAddress::parse(u.source_address))
       error(t["source_address"].node()->source(), "source_address '" + u.source_address + "' is not an IP address");
     getUint(t, "connect_timeout_ms", u.connect_timeout_ms, 100, 600000, false, what);
+    if (getString(t, "client_cert_file", u.client_cert_file, false, what))
+      checkReadable(t["client_cert_file"].node()->source(), u.client_cert_file);
+    if (getString(t, "client_key_file", u.client_key_file, false, what))
+      checkReadable(t["client_key_file"].node()->source(), u.client_key_file);
+    if (u.client_cert_file.empty() != u.client_key_file.empty())
+      error(t.source(), what + ": client_cert_file and client_key_file go together");
     if (u.tls == proto::UpstreamTls::None) {
       auto host = IpAddress::parse(u.host);
       bool loopback = host && ((!host->v6 && host->bytes[0] == 127) ||

@@ -15,6 +15,7 @@
 #include "protocols/common/quirks.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
+#include "tls/cert_audit.h"
 #include "tls/tls_context.h"
 
 namespace {
@@ -38,6 +39,13 @@ conf::ConfigConstSharedPtr loadAll(const std::string& path, tls::TlsContextsCons
   for (const auto& w : loaded.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
   for (const auto& e : loaded.errors) std::fprintf(stderr, "error: %s\n", e.c_str());
   if (!loaded.ok()) return nullptr;
+  bool audit_failed = false;
+  for (const auto& f : tls::auditCertificates(*loaded.config)) {
+    bool is_error = f.severity == tls::AuditFinding::Severity::Error;
+    audit_failed = audit_failed || is_error;
+    std::fprintf(stderr, "%s: %s\n", is_error ? "error" : "warning", f.message.c_str());
+  }
+  if (audit_failed) return nullptr;
   std::vector<std::string> errors;
   tls = tls::TlsContexts::build(*loaded.config, errors);
   for (const auto& e : errors) std::fprintf(stderr, "error: %s: %s\n", path.c_str(), e.c_str());

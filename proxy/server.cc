@@ -16,6 +16,7 @@
 #include "proxy/sd_notify.h"
 #include "proxy/session.h"
 #include "proxy/stats.h"
+#include "tls/cert_audit.h"
 
 namespace mailshim::proxy {
 namespace {
@@ -79,7 +80,9 @@ bool Server::openListener(const conf::Listener& l) {
   }
   spdlog::info("listen{}{}{}{}{}", kv("listener", l.name), kv("proto", proto::protocolName(l.protocol)),
                kv("address", l.address), kv("port", l.port),
-               kv("tls", l.tls == conf::ListenerTls::Implicit ? "implicit" : "starttls"));
+               kv("tls", l.tls == conf::ListenerTls::Implicit ? "implicit"
+                                         : l.tls == conf::ListenerTls::Auto   ? "auto"
+                                                                              : "starttls"));
   listeners_[slot->key] = std::move(slot);
   return true;
 }
@@ -120,7 +123,18 @@ void Server::reload() {
   for (const auto& w : loaded.warnings) spdlog::warn("config{}", kv("warning", w));
   std::vector<std::string> errors = loaded.errors;
   tls::TlsContextsConstSharedPtr tls;
-  if (loaded.ok()) tls = tls::TlsContexts::build(*loaded.config, errors);
+  bool audit_ok = true;
+  if (loaded.ok()) {
+    for (const auto& f : tls::auditCertificates(*loaded.config)) {
+      if (f.severity == tls::AuditFinding::Severity::Error) {
+        errors.push_back(f.message);
+        audit_ok = false;
+      } else {
+        spdlog::warn("config{}", kv("warning", f.message));
+      }
+    }
+  }
+  if (loaded.ok() && audit_ok) tls = tls::TlsContexts::build(*loaded.config, errors);
   if (!loaded.ok() || !tls) {
     stats().reload_failures++;
     for (const auto& e : errors) spdlog::error("reload{}", kv("error", e));

@@ -82,13 +82,14 @@ Session::Session(Server& server, conf::ConfigConstSharedPtr cfg, tls::TlsContext
   if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen) == 0)
     sockaddrToText(reinterpret_cast<sockaddr*>(&local), ctx_.local_ip, ctx_.local_port);
   ctx_.client_tls = listener_.tls == conf::ListenerTls::Implicit;
-  ctx_.starttls_available = listener_.tls == conf::ListenerTls::Starttls;
+  ctx_.starttls_available = listener_.tls != conf::ListenerTls::Implicit;
   if (auto addr = conf::IpAddress::parse(ctx_.client_ip)) {
     if (const conf::Rule* rule = cfg_->matchRule(*addr)) {
       ctx_.quirks = rule->quirks;
       ctx_.rule_name = rule->name;
     }
   }
+  profile_ = ctx_.quirks.has(proto::Quirk::TlsLegacyProtocols) ? tls::Profile::Legacy : tls::Profile::Modern;
   ctx_.max_line_bytes = cfg_->limits.max_line_bytes;
   ctx_.max_errors = cfg_->limits.max_errors;
   ctx_.preauth_timeout_ms = cfg_->limits.preauth_timeout_ms;
@@ -109,18 +110,19 @@ Session::Session(Server& server, conf::ConfigConstSharedPtr cfg, tls::TlsContext
   event_base* base = server_.base();
   setNoDelay(fd);
   if (ctx_.client_tls) {
-    SSL* ssl = tls_->newServerSsl();
-    down_ = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    SSL* ssl = tls_->newServerSsl(profile_, &hello_);
+    down_ = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                           BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     bufferevent_openssl_set_allow_dirty_shutdown(down_, 1);
     state_ = State::TlsHandshake;
   } else {
     down_ = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (listener_.tls == conf::ListenerTls::Auto) state_ = State::Sniffing;
   }
   bufferevent_setcb(down_, downReadCb, downWriteCb, downEventCb, this);
   timer_ = evtimer_new(base, timerCb, this);
   up_timer_ = evtimer_new(base, upTimerCb, this);
   destroy_ev_ = event_new(base, -1, 0, destroyCb, this);
-  front_ = proto::makeFrontPhase(listener_.protocol, ctx_);
   stats().sessions_accepted++;
   stats().sessions_active++;
 }
@@ -145,8 +147,8 @@ void Session::start() {
                kv("proto", proto::protocolName(listener_.protocol)), kv("rip", ctx_.client_ip),
                kv("rport", ctx_.client_port), kv("lip", ctx_.local_ip), kv("lport", ctx_.local_port),
                kv("rule", ctx_.rule_name.empty() ? "-" : ctx_.rule_name), kv("quirks", ctx_.quirks.toString()));
-  if (!front_ || !upstream_) {
-    spdlog::error("internal{} no front phase or upstream for listener {}", tag(), listener_.name);
+  if (!upstream_) {
+    spdlog::error("internal{} no upstream for listener {}", tag(), listener_.name);
     close(proto::CloseReason::Internal);
     return;
   }
@@ -155,7 +157,50 @@ void Session::start() {
     armTimer(ctx_.preauth_timeout_ms);  // bounds the handshake too
     return;
   }
+  if (state_ == State::Sniffing) {
+    // tls = "auto": give a client that talks TLS first (Outlook "SSL/TLS" on
+    // 587) a moment to send its ClientHello before we greet in plaintext.
+    armTimer(listener_.sniff_timeout_ms);
+    return;
+  }
+  startFront();
+}
+
+void Session::startFront() {
+  state_ = State::Front;
+  front_ = proto::makeFrontPhase(listener_.protocol, ctx_);
+  if (!front_) {
+    close(proto::CloseReason::Internal);
+    return;
+  }
   run(front_->start());
+}
+
+void Session::onSniff(bool timed_out) {
+  evbuffer* in = bufferevent_get_input(down_);
+  if (!timed_out) {
+    unsigned char first = 0;
+    if (evbuffer_copyout(in, &first, 1) != 1) return;
+    if (first == 0x16) {  // TLS handshake record: implicit TLS on a STARTTLS port
+      evtimer_del(timer_);
+      ctx_.client_tls = true;
+      ctx_.starttls_available = false;
+      stats().quirk_uses[static_cast<size_t>(proto::Quirk::TlsImplicitOnStarttlsPort)]++;
+      spdlog::info("quirk{}{}{}{}", tag(), kv("quirk", proto::quirkId(proto::Quirk::TlsImplicitOnStarttlsPort)),
+                   kv("rule", ctx_.rule_name.empty() ? "-" : ctx_.rule_name),
+                   kv("detail", "TLS ClientHello before the greeting on " + listener_.name + " port " +
+                                    std::to_string(listener_.port) + ": implicit TLS"));
+      if (!wrapDownstreamTls()) return;
+      state_ = State::TlsHandshake;
+      armTimer(ctx_.preauth_timeout_ms);
+      return;
+    }
+  }
+  // Silence, or a client that talks first in plaintext: greet, then treat
+  // what it sent as pipelined input.
+  evtimer_del(timer_);
+  startFront();
+  if (state_ == State::Front && evbuffer_get_length(in)) onDownRead();
 }
 
 // --- action execution --------------------------------------------------------
@@ -184,22 +229,13 @@ void Session::execute(proto::Action& action) {
         } else if constexpr (std::is_same_v<T, proto::StartTlsUpstream>) {
           startUpstreamTls();
         } else if constexpr (std::is_same_v<T, proto::ConnectUpstream>) {
-          if (!up_) connectUpstream();
+          ensureUpstream();
         } else if constexpr (std::is_same_v<T, proto::Authenticate>) {
           login_pending_ = true;
           state_ = State::Login;
-          if (!login_) {
-            login_ = proto::makeUpstreamLogin(listener_.protocol, ctx_, up_ctx_);
-            if (!login_) {
-              close(proto::CloseReason::Internal);
-              return;
-            }
-            auto queued = login_->login(std::move(v));
-            connectUpstream();
-            run(std::move(queued));
-          } else {
-            run(login_->login(std::move(v)));
-          }
+          if (!ensureUpstream()) return;
+          // The login phase queues the credentials until the backend is ready.
+          run(login_->login(std::move(v)));
         } else if constexpr (std::is_same_v<T, proto::EnterRelay>) {
           enterRelay(v);
         } else if constexpr (std::is_same_v<T, proto::LogNote>) {
@@ -249,7 +285,7 @@ void Session::execute(proto::Action& action) {
 
 void Session::closeWithNotice(proto::CloseReason reason) {
   if (state_ == State::Closing) return;
-  if (down_ && state_ != State::TlsHandshake && !down_tls_pending_) {
+  if (down_ && front_ && state_ != State::TlsHandshake && !down_tls_pending_) {
     std::string notice = proto::closeNotice(listener_.protocol, reason, ctx_.server_name);
     if (!notice.empty()) bufferevent_write(down_, notice.data(), notice.size());
   }
@@ -344,9 +380,11 @@ void Session::onTimer() {
         armTimer(kFlushPollMs);
       }
       return;
+    case State::Sniffing:
+      onSniff(true);
+      return;
     case State::TlsHandshake:
-      spdlog::info("tls{}{}", tag(), kv("error", "handshake timeout"));
-      stats().downstream_tls_failures++;
+      logHandshakeFailure("handshake timeout");
       close(proto::CloseReason::Timeout);
       return;
     case State::Relay: {
@@ -385,6 +423,10 @@ void Session::downWriteCb(bufferevent* bev, void* arg) {
 void Session::downEventCb(bufferevent*, short what, void* arg) { static_cast<Session*>(arg)->onDownEvent(what); }
 
 void Session::onDownRead() {
+  if (state_ == State::Sniffing) {
+    onSniff(false);
+    return;
+  }
   if (state_ == State::Relay) {
     relayDownToUp();
     return;
@@ -402,10 +444,16 @@ void Session::onDownEvent(short what) {
     // Downstream TLS handshake finished (implicit TLS or after STARTTLS).
     stats().downstream_tls_handshakes++;
     SSL* ssl = bufferevent_openssl_get_ssl(down_);
-    spdlog::info("tls{}{}{}", tag(), kv("side", "downstream"), kv("cipher", tls::describe(ssl)));
+    int version = SSL_version(ssl);
+    spdlog::info("tls{}{}{}{}{}", tag(), kv("side", "downstream"), kv("cipher", tls::describe(ssl)),
+                 kv("sni", hello_.sni.empty() ? "-" : hello_.sni), kv("profile", tls::profileName(profile_)));
+    if (profile_ == tls::Profile::Legacy && version < TLS1_2_VERSION) {
+      stats().quirk_uses[static_cast<size_t>(proto::Quirk::TlsLegacyProtocols)]++;
+      spdlog::info("quirk{}{}{}{}", tag(), kv("quirk", proto::quirkId(proto::Quirk::TlsLegacyProtocols)),
+                   kv("rule", ctx_.rule_name), kv("detail", "negotiated " + tls::describe(ssl)));
+    }
     if (state_ == State::TlsHandshake) {
-      state_ = State::Front;
-      run(front_->start());
+      startFront();
     } else if (down_tls_pending_) {
       down_tls_pending_ = false;
       run(front_->onDownstreamTls());
@@ -417,8 +465,7 @@ void Session::onDownEvent(short what) {
     return;
   }
   if (state_ == State::TlsHandshake || down_tls_pending_) {
-    stats().downstream_tls_failures++;
-    spdlog::info("tls{}{}{}", tag(), kv("side", "downstream"), kv("error", sslErrorText(down_)));
+    logHandshakeFailure(sslErrorText(down_));
     close(proto::CloseReason::TlsHandshakeFailed);
     return;
   }
@@ -443,22 +490,57 @@ void Session::startDownstreamTls(bool) {
     close(proto::CloseReason::ClientError);
     return;
   }
-  SSL* ssl = tls_->newServerSsl();
-  bufferevent* f =
-      bufferevent_openssl_filter_new(server_.base(), down_, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+  if (!wrapDownstreamTls()) return;
+  down_tls_pending_ = true;
+}
+
+bool Session::wrapDownstreamTls() {
+  SSL* ssl = tls_->newServerSsl(profile_, &hello_);
+  bufferevent* f = ssl ? bufferevent_openssl_filter_new(server_.base(), down_, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                        BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS)
+                       : nullptr;
   if (!f) {
-    SSL_free(ssl);
+    if (ssl) SSL_free(ssl);
     close(proto::CloseReason::Internal);
-    return;
+    return false;
   }
   bufferevent_openssl_set_allow_dirty_shutdown(f, 1);
   down_ = f;
-  down_tls_pending_ = true;
   bufferevent_setcb(down_, downReadCb, downWriteCb, downEventCb, this);
   bufferevent_enable(down_, EV_READ | EV_WRITE);
+  return true;
+}
+
+void Session::logHandshakeFailure(const std::string& error) {
+  stats().downstream_tls_failures++;
+  // Say in plain words why, e.g. "client offered only TLSv1; rule 'modern' requires TLSv1.2".
+  std::string why = error;
+  if (hello_.seen && hello_.max_version && hello_.max_version < TLS1_2_VERSION &&
+      profile_ == tls::Profile::Modern) {
+    why = "client offered only " + hello_.versions + "; rule '" +
+          (ctx_.rule_name.empty() ? std::string("(none)") : ctx_.rule_name) +
+          "' requires TLSv1.2 (enable tls.legacy_protocols for this client's network to allow it)";
+  } else if (!hello_.seen && error.find("wrong version number") != std::string::npos) {
+    why = "client did not start TLS (plaintext on an implicit-TLS port?): " + error;
+  }
+  spdlog::info("tls{}{}{}{}{}{}", tag(), kv("side", "downstream"), kv("result", "failed"),
+               kv("offered", hello_.seen ? hello_.versions : "-"), kv("sni", hello_.sni.empty() ? "-" : hello_.sni),
+               kv("reason", why));
 }
 
 // --- upstream ----------------------------------------------------------------
+
+bool Session::ensureUpstream() {
+  if (!login_) {
+    login_ = proto::makeUpstreamLogin(listener_.protocol, ctx_, up_ctx_);
+    if (!login_) {
+      close(proto::CloseReason::Internal);
+      return false;
+    }
+  }
+  if (!up_) connectUpstream();
+  return login_ != nullptr;  // a synchronous connect failure resets it
+}
 
 void Session::connectUpstream() {
   const conf::Upstream& up = *upstream_;

@@ -42,7 +42,7 @@ class Session {
   const std::string& id() const { return ctx_.session_id; }
 
  private:
-  enum class State { TlsHandshake, Front, Login, Relay, Closing };
+  enum class State { Sniffing, TlsHandshake, Front, Login, Relay, Closing };
 
   void run(proto::Actions&& actions);
   void execute(proto::Action& action);
@@ -55,7 +55,13 @@ class Session {
   void onDownRead();
   void onDownEvent(short what);
   void startDownstreamTls(bool implicit);
+  bool wrapDownstreamTls();  // stacks an OpenSSL filter on down_
+  void startFront();
+  void onSniff(bool timed_out);
+  void logHandshakeFailure(const std::string& error);
   // upstream
+  // Creates the upstream login phase and connects, unless already done.
+  bool ensureUpstream();
   void connectUpstream();
   void onUpRead();
   void onUpEvent(short what);
@@ -93,6 +99,8 @@ class Session {
   size_t upstream_index_ = 0;
   proto::SessionContext ctx_;
   proto::UpstreamContext up_ctx_;
+  tls::Profile profile_ = tls::Profile::Modern;
+  tls::HelloInfo hello_;  // filled by the ClientHello callback
   std::unique_ptr<proto::FrontPhase> front_;
   std::unique_ptr<proto::UpstreamLogin> login_;
   std::unique_ptr<proto::RelayFilter> filter_;

@@ -1,9 +1,20 @@
 // TLS contexts. See tls_context.h. Reads certificate files; no sockets.
 #include "tls/tls_context.h"
 
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <chrono>
+#include <cstring>
+#include <mutex>
 
 namespace mailshim::tls {
 namespace {
@@ -13,16 +24,33 @@ constexpr const char* kModernCiphers =
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
     "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305";
+// The modern list plus what Windows 7 SChannel (TLS 1.0) and older scanners
+// offer: ECDHE with CBC-SHA first, then plain-RSA CBC-SHA. No RC4, no 3DES.
+constexpr const char* kLegacyCiphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+    "ECDHE-RSA-AES256-SHA:ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:ECDHE-ECDSA-AES128-SHA:"
+    "AES256-SHA:AES128-SHA:@SECLEVEL=0";
 
-// Per upstream: the last session, offered for resumption on the next connect.
-// Stored as ex_data on the client SSL_CTX so it lives exactly as long as it.
+int helloSlot() {
+  static int idx = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return idx;
+}
+
+// --- client-side session cache (one session per upstream context) ----------
+
 int sessionSlot() {
   static int idx = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
   return idx;
 }
+std::mutex& sessionMutex() {
+  static std::mutex m;
+  return m;
+}
 
 int onNewClientSession(SSL* ssl, SSL_SESSION* sess) {
   SSL_CTX* ctx = SSL_get_SSL_CTX(ssl);
+  std::lock_guard<std::mutex> lock(sessionMutex());
   auto* old = static_cast<SSL_SESSION*>(SSL_CTX_get_ex_data(ctx, sessionSlot()));
   SSL_CTX_set_ex_data(ctx, sessionSlot(), sess);
   if (old) SSL_SESSION_free(old);
@@ -30,33 +58,215 @@ int onNewClientSession(SSL* ssl, SSL_SESSION* sess) {
 }
 
 void freeCachedSession(SSL_CTX* ctx) {
+  std::lock_guard<std::mutex> lock(sessionMutex());
   auto* old = static_cast<SSL_SESSION*>(SSL_CTX_get_ex_data(ctx, sessionSlot()));
   if (old) SSL_SESSION_free(old);
   SSL_CTX_set_ex_data(ctx, sessionSlot(), nullptr);
 }
 
-bool loadCertAndKey(SSL_CTX* ctx, const conf::TlsSettings& tls, std::vector<std::string>& errors) {
-  if (SSL_CTX_use_certificate_chain_file(ctx, tls.cert_file.c_str()) != 1) {
-    errors.push_back("cannot load certificate chain '" + tls.cert_file + "': " + drainErrors());
+// --- session ticket key ring --------------------------------------------------
+
+// Process-wide, so tickets survive a reload. Keys rotate after `lifetime`; the
+// previous key still decrypts (and asks the client to renew).
+class TicketKeys {
+ public:
+  struct Key {
+    unsigned char name[16];
+    unsigned char aes[32];
+    unsigned char hmac[32];
+    std::chrono::steady_clock::time_point born;
+  };
+
+  static TicketKeys& instance() {
+    static TicketKeys k;
+    return k;
+  }
+
+  void setLifetime(std::chrono::seconds s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    lifetime_ = s;
+  }
+
+  // Fills `out` with the current key, rotating first if it is too old.
+  void current(Key& out) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto now = std::chrono::steady_clock::now();
+    if (!have_current_ || now - current_.born > lifetime_) {
+      if (have_current_) {
+        previous_ = current_;
+        have_previous_ = true;
+      }
+      fresh(current_, now);
+      have_current_ = true;
+    }
+    out = current_;
+  }
+
+  // 1: current key, 2: previous key (renew the ticket), 0: unknown.
+  int find(const unsigned char name[16], Key& out) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto now = std::chrono::steady_clock::now();
+    if (have_current_ && std::memcmp(name, current_.name, 16) == 0 && now - current_.born <= 2 * lifetime_) {
+      out = current_;
+      return 1;
+    }
+    if (have_previous_ && std::memcmp(name, previous_.name, 16) == 0 && now - previous_.born <= 2 * lifetime_) {
+      out = previous_;
+      return 2;
+    }
+    return 0;
+  }
+
+ private:
+  static void fresh(Key& k, std::chrono::steady_clock::time_point now) {
+    RAND_bytes(k.name, sizeof k.name);
+    RAND_bytes(k.aes, sizeof k.aes);
+    RAND_bytes(k.hmac, sizeof k.hmac);
+    k.born = now;
+  }
+
+  std::mutex mu_;
+  std::chrono::seconds lifetime_{43200};
+  Key current_{};
+  Key previous_{};
+  bool have_current_ = false;
+  bool have_previous_ = false;
+};
+
+int ticketKeyCb(SSL*, unsigned char key_name[16], unsigned char iv[EVP_MAX_IV_LENGTH], EVP_CIPHER_CTX* cctx,
+                EVP_MAC_CTX* hctx, int enc) {
+  TicketKeys::Key k;
+  int rc = 1;
+  if (enc) {
+    TicketKeys::instance().current(k);
+    std::memcpy(key_name, k.name, 16);
+    if (RAND_bytes(iv, 16) != 1) return -1;
+  } else {
+    rc = TicketKeys::instance().find(key_name, k);
+    if (rc == 0) return 0;  // unknown key: full handshake
+  }
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, k.hmac, sizeof k.hmac),
+      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>("SHA256"), 0),
+      OSSL_PARAM_construct_end()};
+  if (EVP_MAC_CTX_set_params(hctx, params) != 1) return -1;
+  int ok = enc ? EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), nullptr, k.aes, iv)
+               : EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), nullptr, k.aes, iv);
+  OPENSSL_cleanse(&k, sizeof k);
+  return ok == 1 ? rc : -1;
+}
+
+// --- ClientHello: SNI selection and diagnostics -------------------------------
+
+std::string parseSni(SSL* ssl) {
+  const unsigned char* p = nullptr;
+  size_t len = 0;
+  if (!SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &len) || len < 5) return {};
+  size_t list = (size_t(p[0]) << 8) | p[1];
+  if (list + 2 != len || p[2] != TLSEXT_NAMETYPE_host_name) return {};
+  size_t n = (size_t(p[3]) << 8) | p[4];
+  if (n + 5 > len || n == 0 || n > 253) return {};
+  std::string name(reinterpret_cast<const char*>(p + 5), n);
+  for (char& c : name) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.')) return {};
+  }
+  return name;
+}
+
+void parseVersions(SSL* ssl, HelloInfo& info) {
+  const unsigned char* p = nullptr;
+  size_t len = 0;
+  info.versions.clear();
+  info.max_version = 0;
+  info.min_version = 0;
+  auto add = [&info](int v) {
+    if (v < TLS1_VERSION || v > TLS1_3_VERSION) return;  // skip GREASE and SSL 3
+    if (!info.versions.empty()) info.versions += ' ';
+    info.versions += versionName(v);
+    info.max_version = std::max(info.max_version, v);
+    info.min_version = info.min_version ? std::min(info.min_version, v) : v;
+  };
+  if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_supported_versions, &p, &len) && len >= 1 && p[0] + 1u == len) {
+    for (size_t i = 1; i + 1 < len; i += 2) add((p[i] << 8) | p[i + 1]);
+  } else {
+    // No supported_versions: the client offers everything up to legacy_version.
+    int legacy = static_cast<int>(SSL_client_hello_get0_legacy_version(ssl));
+    for (int v = legacy; v >= TLS1_VERSION; --v) add(v);
+  }
+}
+
+int onClientHello(SSL* ssl, int*, void* arg) {
+  const auto* ctxs = static_cast<const TlsContexts*>(arg);
+  auto* info = static_cast<HelloInfo*>(SSL_get_ex_data(ssl, helloSlot()));
+  std::string sni = parseSni(ssl);
+  if (info) {
+    info->seen = true;
+    info->sni = sni;
+    parseVersions(ssl, *info);
+  }
+  if (!sni.empty()) {
+    SSL_CTX* want = ctxs->contextForName(sni);
+    if (want && want != SSL_get_SSL_CTX(ssl)) {
+      SSL_set_SSL_CTX(ssl, want);
+      // SSL_set_SSL_CTX replaces the certificate settings, which carry the
+      // security level: apply the connection's profile again.
+      applyProfile(ssl, info ? info->profile : Profile::Modern);
+    }
+  }
+  return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+bool loadPair(SSL_CTX* ctx, const std::string& cert, const std::string& key, std::vector<std::string>& errors) {
+  if (SSL_CTX_use_certificate_chain_file(ctx, cert.c_str()) != 1) {
+    errors.push_back("cannot load certificate chain '" + cert + "': " + drainErrors());
     return false;
   }
-  if (SSL_CTX_use_PrivateKey_file(ctx, tls.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-    errors.push_back("cannot load private key '" + tls.key_file + "': " + drainErrors());
+  if (SSL_CTX_use_PrivateKey_file(ctx, key.c_str(), SSL_FILETYPE_PEM) != 1) {
+    errors.push_back("cannot load private key '" + key + "': " + drainErrors());
     return false;
   }
   if (SSL_CTX_check_private_key(ctx) != 1) {
-    errors.push_back("private key '" + tls.key_file + "' does not match certificate '" + tls.cert_file +
-                     "': " + drainErrors());
+    errors.push_back("private key '" + key + "' does not match certificate '" + cert + "': " + drainErrors());
     return false;
   }
   return true;
 }
 
+SslCtxPtr newServerCtx(const TlsContexts* owner, const conf::TlsSettings& settings) {
+  SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
+  SSL_CTX* s = ctx.get();
+  if (!s) return ctx;
+  SSL_CTX_set_min_proto_version(s, TLS1_2_VERSION);
+  SSL_CTX_set_cipher_list(s, kModernCiphers);
+  SSL_CTX_set_options(s, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  // Idle connections (IMAP IDLE) should not pin 2 x 16 KiB of buffers each.
+  SSL_CTX_set_mode(s, SSL_MODE_RELEASE_BUFFERS);
+  SSL_CTX_set_session_id_context(s, reinterpret_cast<const unsigned char*>("mailshim"), 8);
+  SSL_CTX_set_num_tickets(s, 1);
+  SSL_CTX_set_tlsext_ticket_key_evp_cb(s, ticketKeyCb);
+  SSL_CTX_set_client_hello_cb(s, onClientHello, const_cast<TlsContexts*>(owner));
+  TicketKeys::instance().setLifetime(std::chrono::seconds(settings.ticket_key_rotation_s));
+  return ctx;
+}
+
 }  // namespace
 
 void SslCtxDeleter::operator()(SSL_CTX* ctx) const {
-  if (!ctx) return;
-  SSL_CTX_free(ctx);
+  if (ctx) SSL_CTX_free(ctx);
+}
+
+const char* profileName(Profile p) { return p == Profile::Legacy ? "legacy" : "modern"; }
+
+std::string versionName(int v) {
+  switch (v) {
+    case TLS1_VERSION: return "TLSv1";
+    case TLS1_1_VERSION: return "TLSv1.1";
+    case TLS1_2_VERSION: return "TLSv1.2";
+    case TLS1_3_VERSION: return "TLSv1.3";
+    case SSL3_VERSION: return "SSLv3";
+  }
+  return "unknown";
 }
 
 std::string drainErrors() {
@@ -71,21 +281,91 @@ std::string drainErrors() {
   return out.empty() ? "unknown error" : out;
 }
 
+void applyProfile(SSL* ssl, Profile profile) {
+  if (profile == Profile::Legacy) {
+    SSL_set_min_proto_version(ssl, TLS1_VERSION);
+    SSL_set_cipher_list(ssl, kLegacyCiphers);  // sets security level 0 too
+    SSL_set_security_level(ssl, 0);
+    SSL_set_options(ssl, SSL_OP_CIPHER_SERVER_PREFERENCE);
+  } else {
+    SSL_set_min_proto_version(ssl, TLS1_2_VERSION);
+    SSL_clear_options(ssl, SSL_OP_CIPHER_SERVER_PREFERENCE);
+  }
+}
+
+bool nameMatches(const std::string& pattern, const std::string& name) {
+  if (pattern == name) return true;
+  if (pattern.size() > 2 && pattern[0] == '*' && pattern[1] == '.') {
+    auto dot = name.find('.');
+    return dot != std::string::npos && dot > 0 && name.substr(dot + 1) == pattern.substr(2);
+  }
+  return false;
+}
+
+std::set<std::string> certificateNames(const std::string& cert_file) {
+  std::set<std::string> names;
+  FILE* f = std::fopen(cert_file.c_str(), "r");
+  if (!f) return names;
+  X509* x = PEM_read_X509(f, nullptr, nullptr, nullptr);
+  std::fclose(f);
+  if (!x) return names;
+  auto lower = [](std::string s) {
+    for (char& c : s)
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    return s;
+  };
+  auto* sans = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(x, NID_subject_alt_name, nullptr, nullptr));
+  if (sans) {
+    for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {
+      const GENERAL_NAME* gn = sk_GENERAL_NAME_value(sans, i);
+      if (gn->type == GEN_DNS) {
+        const auto* s = gn->d.dNSName;
+        names.insert(lower(std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)), ASN1_STRING_length(s))));
+      } else if (gn->type == GEN_IPADD) {
+        const auto* s = gn->d.iPAddress;
+        char buf[64] = {};
+        int len = ASN1_STRING_length(s);
+        const unsigned char* d = ASN1_STRING_get0_data(s);
+        if (len == 4) std::snprintf(buf, sizeof buf, "%u.%u.%u.%u", d[0], d[1], d[2], d[3]);
+        if (buf[0]) names.insert(buf);
+      }
+    }
+    GENERAL_NAMES_free(sans);
+  } else {
+    char cn[256] = {};
+    if (X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn, sizeof cn) > 0) names.insert(lower(cn));
+  }
+  X509_free(x);
+  return names;
+}
+
 std::shared_ptr<const TlsContexts> TlsContexts::build(const conf::Config& cfg, std::vector<std::string>& errors) {
   auto out = std::make_shared<TlsContexts>();
-  out->server_.reset(SSL_CTX_new(TLS_server_method()));
-  SSL_CTX* s = out->server_.get();
-  if (!s) {
-    errors.push_back("SSL_CTX_new failed: " + drainErrors());
-    return nullptr;
+  std::vector<conf::CertificateFiles> all;
+  all.push_back({cfg.tls.cert_file, cfg.tls.key_file});
+  all.insert(all.end(), cfg.tls.extra.begin(), cfg.tls.extra.end());
+  for (const auto& files : all) {
+    auto names = certificateNames(files.cert_file);
+    if (names.empty()) {
+      errors.push_back("cannot read a certificate (or any name in it) from '" + files.cert_file + "': " + drainErrors());
+      return nullptr;
+    }
+    Group* group = nullptr;
+    for (auto& g : out->groups_)
+      if (g.names == names) group = &g;
+    if (!group) {
+      Group g;
+      g.names = names;
+      g.ctx = newServerCtx(out.get(), cfg.tls);
+      if (!g.ctx) {
+        errors.push_back("SSL_CTX_new failed: " + drainErrors());
+        return nullptr;
+      }
+      out->groups_.push_back(std::move(g));
+      group = &out->groups_.back();
+    }
+    if (!loadPair(group->ctx.get(), files.cert_file, files.key_file, errors)) return nullptr;
   }
-  SSL_CTX_set_min_proto_version(s, TLS1_2_VERSION);
-  SSL_CTX_set_cipher_list(s, kModernCiphers);
-  SSL_CTX_set_options(s, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-  // Idle connections (IMAP IDLE) should not pin 2 x 16 KiB of buffers each.
-  SSL_CTX_set_mode(s, SSL_MODE_RELEASE_BUFFERS);
-  SSL_CTX_set_session_id_context(s, reinterpret_cast<const unsigned char*>("mailshim"), 8);
-  if (!loadCertAndKey(s, cfg.tls, errors)) return nullptr;
 
   for (const auto& up : cfg.upstreams) {
     SslCtxPtr c(SSL_CTX_new(TLS_client_method()));
@@ -93,7 +373,7 @@ std::shared_ptr<const TlsContexts> TlsContexts::build(const conf::Config& cfg, s
       errors.push_back("SSL_CTX_new failed: " + drainErrors());
       return nullptr;
     }
-    SSL_CTX_set_min_proto_version(c.get(), TLS1_2_VERSION);
+    SSL_CTX_set_min_proto_version(c.get(), TLS1_2_VERSION);  // never the legacy profile upstream
     SSL_CTX_set_mode(c.get(), SSL_MODE_RELEASE_BUFFERS);
     if (up.verify) {
       SSL_CTX_set_verify(c.get(), SSL_VERIFY_PEER, nullptr);
@@ -105,6 +385,11 @@ std::shared_ptr<const TlsContexts> TlsContexts::build(const conf::Config& cfg, s
       }
     } else {
       SSL_CTX_set_verify(c.get(), SSL_VERIFY_NONE, nullptr);
+    }
+    if (!up.client_cert_file.empty() &&
+        !loadPair(c.get(), up.client_cert_file, up.client_key_file, errors)) {
+      errors.back() = "upstream '" + up.name + "': " + errors.back();
+      return nullptr;
     }
     SSL_CTX_set_session_cache_mode(c.get(), SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(c.get(), onNewClientSession);
@@ -118,7 +403,23 @@ TlsContexts::~TlsContexts() {
     if (c) freeCachedSession(c.get());
 }
 
-SSL* TlsContexts::newServerSsl() const { return SSL_new(server_.get()); }
+SSL_CTX* TlsContexts::contextForName(const std::string& sni) const {
+  for (const auto& g : groups_)
+    for (const auto& n : g.names)
+      if (nameMatches(n, sni)) return g.ctx.get();
+  return nullptr;  // unknown name: stay on the default
+}
+
+SSL* TlsContexts::newServerSsl(Profile profile, HelloInfo* hello) const {
+  SSL* ssl = SSL_new(groups_.front().ctx.get());
+  if (!ssl) return nullptr;
+  if (hello) {
+    hello->profile = profile;
+    SSL_set_ex_data(ssl, helloSlot(), hello);
+  }
+  applyProfile(ssl, profile);
+  return ssl;
+}
 
 SSL* TlsContexts::newClientSsl(size_t index, const conf::Upstream& up) const {
   SSL_CTX* ctx = clients_.at(index).get();
@@ -134,14 +435,9 @@ SSL* TlsContexts::newClientSsl(size_t index, const conf::Upstream& up) const {
     else
       X509_VERIFY_PARAM_set1_host(param, up.verify_name.c_str(), 0);
   }
+  std::lock_guard<std::mutex> lock(sessionMutex());
   if (auto* sess = static_cast<SSL_SESSION*>(SSL_CTX_get_ex_data(ctx, sessionSlot()))) SSL_set_session(ssl, sess);
   return ssl;
-}
-
-bool checkCertificate(const conf::TlsSettings& tls, std::vector<std::string>& errors) {
-  SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
-  if (!ctx) return false;
-  return loadCertAndKey(ctx.get(), tls, errors);
 }
 
 std::string describe(SSL* ssl) {

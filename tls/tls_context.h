@@ -1,13 +1,25 @@
-// TLS contexts built from the config: the server context clients see (the
-// configured certificate chain and key, the "modern" profile: TLS 1.2 and 1.3,
-// Mozilla intermediate ciphers) and one client context per upstream (TLS 1.2+,
-// certificate verified against the upstream's CA file and name, session
-// resumption toward the backend).
+// TLS contexts built from one config snapshot.
+//
+// Server side: one SSL_CTX per group of certificates that name the same hosts
+// (an RSA and an ECDSA certificate for the same names share a context and
+// OpenSSL serves whichever the client supports); the group is chosen by SNI in
+// the ClientHello callback, the [tls] certificate's group being the default.
+// Two profiles are applied per connection, chosen by the client's rule:
+//   modern  TLS 1.2 and 1.3, Mozilla "intermediate" ciphers, client preference;
+//   legacy  also TLS 1.0/1.1 and the CBC-SHA suites Windows 7 SChannel offers,
+//           at OpenSSL security level 0 on that connection only.
+// Session tickets use a key ring that rotates every ticket_key_rotation_s and
+// survives reloads, so resumption keeps working across a certificate renewal.
+//
+// Client side: one context per upstream: TLS 1.2+, the backend certificate
+// verified against the upstream's CA file and name, optional client
+// certificate, and the last session kept for resumption toward the backend.
 //
 // Reads certificate/key files. No sockets. OpenSSL 3.
 #pragma once
 
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -23,41 +35,64 @@ struct SslCtxDeleter {
 };
 using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxDeleter>;
 
+enum class Profile { Modern, Legacy };
+const char* profileName(Profile p);
+
+// What the client's ClientHello said, recorded for diagnostics. The session
+// owns one and hands it to newServerSsl(); the ClientHello callback fills it.
+struct HelloInfo {
+  Profile profile = Profile::Modern;
+  bool seen = false;          // a ClientHello was parsed
+  std::string sni;            // server_name, "" if none
+  int max_version = 0;        // highest protocol version offered (e.g. TLS1_2_VERSION)
+  int min_version = 0;        // lowest offered
+  std::string versions;       // "TLSv1.3 TLSv1.2" as offered
+};
+
+// "TLSv1" / "TLSv1.2" ... for a protocol version number.
+std::string versionName(int version);
+
 // The OpenSSL error queue, drained into one readable line.
 std::string drainErrors();
 
-// Immutable set of TLS contexts for one config snapshot. Built off to the side
-// at start and on reload; sessions keep the TlsContexts they started with
-// (SSL objects hold their own reference to the SSL_CTX).
 class TlsContexts {
  public:
-  // Builds every context. On failure returns null and fills `errors`.
-  static std::shared_ptr<const TlsContexts> build(const conf::Config& cfg, std::vector<std::string>& errors);
-
-  ~TlsContexts();
   TlsContexts() = default;
+  ~TlsContexts();
   TlsContexts(const TlsContexts&) = delete;
   TlsContexts& operator=(const TlsContexts&) = delete;
 
-  SSL_CTX* server() const { return server_.get(); }
-  // Client context for the upstream at `index` in cfg.upstreams.
-  SSL_CTX* client(size_t index) const { return clients_.at(index).get(); }
+  // Builds every context. On failure returns null and fills `errors`.
+  static std::shared_ptr<const TlsContexts> build(const conf::Config& cfg, std::vector<std::string>& errors);
 
-  // A new server-side SSL for a client connection.
-  SSL* newServerSsl() const;
-  // A new client-side SSL toward upstream `index`, with SNI and host name
-  // verification set, and the cached session for resumption if any.
+  // A new server-side SSL for a client connection with the given profile.
+  // `hello` (may be null) must outlive the handshake.
+  SSL* newServerSsl(Profile profile, HelloInfo* hello) const;
+  // A new client-side SSL toward upstream `index` (position in cfg.upstreams),
+  // with SNI and name verification set and the cached session for resumption.
   SSL* newClientSsl(size_t index, const conf::Upstream& up) const;
 
+  // For the ClientHello callback.
+  SSL_CTX* contextForName(const std::string& sni) const;
+
  private:
-  SslCtxPtr server_;
+  struct Group {
+    std::set<std::string> names;  // lowercase SAN DNS names (may start with "*.")
+    SslCtxPtr ctx;
+  };
+  std::vector<Group> groups_;  // groups_[0] is the default
   std::vector<SslCtxPtr> clients_;
 };
 
 using TlsContextsConstSharedPtr = std::shared_ptr<const TlsContexts>;
 
-// Checks that cert_file/key_file load and match. Used by --check-config.
-bool checkCertificate(const conf::TlsSettings& tls, std::vector<std::string>& errors);
+// Applies a profile's protocol range, ciphers and security level to an SSL.
+void applyProfile(SSL* ssl, Profile profile);
+
+// Names a certificate is valid for (SAN DNS entries, lowercase; CN if no SAN).
+std::set<std::string> certificateNames(const std::string& cert_file);
+// True if `name` is covered by `pattern` (exact, or "*.example.test" for one label).
+bool nameMatches(const std::string& pattern, const std::string& name);
 
 // Describes the negotiated TLS of an established connection, e.g.
 // "TLSv1.3 TLS_AES_256_GCM_SHA384".

@@ -1,6 +1,10 @@
 // LineReader. See line_reader.h. No I/O.
 #include "protocols/common/line_reader.h"
 
+#include <string.h>
+
+#include "protocols/common/secret.h"
+
 namespace mailshim::proto {
 
 void LineReader::feed(std::string_view bytes) {
@@ -10,13 +14,18 @@ void LineReader::feed(std::string_view bytes) {
 
 void LineReader::compact() {
   if (pos_ > 0 && (pos_ >= 4096 || pos_ * 2 >= buf_.size())) {
+    // Consumed lines may have carried credentials (AUTH, PASS): zero them,
+    // and the tail the erase leaves behind in the buffer's capacity.
+    size_t old_size = buf_.size();
+    explicit_bzero(buf_.data(), pos_);
     buf_.erase(0, pos_);
+    explicit_bzero(buf_.data() + buf_.size(), old_size - buf_.size());
     pos_ = 0;
   }
 }
 
 void LineReader::clear() {
-  buf_.clear();
+  wipe(buf_);
   pos_ = 0;
   skipping_ = false;
 }
@@ -43,7 +52,9 @@ LineReader::Status LineReader::next(std::string_view& line) {
       continue;
     }
     if (lf == std::string_view::npos) {
-      if (data.size() > max_) {
+      // A trailing CR may be the first half of the line end: not counted.
+      size_t body = data.size() - (!data.empty() && data.back() == '\r' ? 1 : 0);
+      if (body > max_) {
         skipping_ = true;
         pos_ = buf_.size();
         return Status::TooLong;

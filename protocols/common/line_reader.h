@@ -32,8 +32,13 @@ class LineReader {
   // Bytes buffered but not yet returned as a line.
   std::string_view pending() const { return std::string_view(buf_).substr(pos_); }
   bool hasPending() const { return pos_ < buf_.size(); }
-  // Drops everything buffered (used at STARTTLS: no plaintext crosses it).
+  // Drops (and zeroes) everything buffered (used at STARTTLS: no plaintext
+  // crosses it). Consumed bytes are zeroed when the buffer compacts, since
+  // pre-login lines may carry credentials.
   void clear();
+  ~LineReader() { clear(); }
+  LineReader(const LineReader&) = default;
+  LineReader& operator=(const LineReader&) = default;
   // Takes out up to `n` raw bytes (IMAP literals are not line-framed).
   std::string takeRaw(size_t n);
   size_t maxLineBytes() const { return max_; }

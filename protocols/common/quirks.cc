@@ -19,7 +19,20 @@ constexpr std::array<QuirkInfo, static_cast<size_t>(Quirk::kCount)> kRegistry{{
      "A HELO/EHLO argument that is not a fully-qualified domain name or an address literal is "
      "replaced toward the backend by the client's address literal [ip]; the original is logged.",
      "client-quirks.md sections 1, 4.3, 4.4, 5.3; Postfix reject_non_fqdn_helo_hostname"},
+    {Quirk::TlsLegacyProtocols, "tls.legacy_protocols", "smtp imap pop3",
+     "Windows 7-era SChannel clients (Windows Live Mail 2012, Outlook 2010, Outlook Express), "
+     "scanners and printers that speak only TLS 1.0/1.1",
+     "The client leg accepts TLS 1.0 and 1.1 with the CBC-SHA ciphers Windows 7 offers "
+     "(OpenSSL security level 0 on that connection only). The backend leg keeps TLS 1.2+.",
+     "client-quirks.md sections 1 and 4.4; RFC 8996; OpenSSL 3 SECLEVEL notes"},
+    {Quirk::TlsImplicitOnStarttlsPort, "tls.implicit_on_starttls_port", "smtp imap pop3",
+     "Outlook with \"SSL/TLS\" on port 587, HP MFP M477dw, MailKit/K-9 users who pick SSL on a STARTTLS port",
+     "On a listener with tls = \"auto\", a TLS ClientHello that arrives before the greeting starts "
+     "implicit TLS, and the greeting follows inside TLS. Counted and logged for every such session.",
+     "client-quirks.md sections 2.2 and 6 (case 27); RFC 8314 section 3.3"},
 }};
+
+static_assert(kRegistry.size() == static_cast<size_t>(Quirk::kCount), "one registry row per quirk");
 
 }  // namespace
 

@@ -19,6 +19,8 @@ namespace mailshim::proto {
 enum class Quirk : uint8_t {
   PlaintextAuth,      // plaintext_auth
   SmtpHeloNormalize,  // smtp.helo_normalize
+  TlsLegacyProtocols,         // tls.legacy_protocols
+  TlsImplicitOnStarttlsPort,  // tls.implicit_on_starttls_port
   kCount
 };
 

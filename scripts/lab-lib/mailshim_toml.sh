@@ -33,6 +33,8 @@ max_message_bytes = 15728640
 [tls]
 cert_file = $(toml_str "$LAB/fullchain.pem")
 key_file = $(toml_str "$LAB/privkey.pem")
+# The lab CA is private: tell the certificate audit to trust it.
+audit_ca_file = $(toml_str "$LAB/ca.pem")
 
 # ---- SMTP submission -> lab Postfix --------------------------------------
 [[listener]]
@@ -40,8 +42,9 @@ name = "submission"
 protocol = "smtp"
 address = "127.0.0.1"
 port = $MS_SMTP_PORT
-tls = "starttls"
+tls = "auto"
 upstream = "postfix-submission"
+server_names = [$(toml_str "$LAB_SERVER_NAME")]
 
 [[listener]]
 name = "submissions"
@@ -50,6 +53,7 @@ address = "127.0.0.1"
 port = $MS_SMTPS_PORT
 tls = "implicit"
 upstream = "postfix-submission"
+server_names = [$(toml_str "$LAB_SERVER_NAME")]
 
 [[upstream]]
 name = "postfix-submission"
@@ -69,8 +73,9 @@ name = "imap"
 protocol = "imap"
 address = "127.0.0.1"
 port = $MS_IMAP_PORT
-tls = "starttls"
+tls = "auto"
 upstream = "dovecot-imap"
+server_names = [$(toml_str "$LAB_SERVER_NAME")]
 
 [[listener]]
 name = "imaps"
@@ -79,6 +84,7 @@ address = "127.0.0.1"
 port = $MS_IMAPS_PORT
 tls = "implicit"
 upstream = "dovecot-imap"
+server_names = [$(toml_str "$LAB_SERVER_NAME")]
 
 [[upstream]]
 name = "dovecot-imap"
@@ -97,8 +103,9 @@ name = "pop3"
 protocol = "pop3"
 address = "127.0.0.1"
 port = $MS_POP3_PORT
-tls = "starttls"
+tls = "auto"
 upstream = "dovecot-pop3"
+server_names = [$(toml_str "$LAB_SERVER_NAME")]
 
 [[listener]]
 name = "pop3s"
@@ -107,6 +114,7 @@ address = "127.0.0.1"
 port = $MS_POP3S_PORT
 tls = "implicit"
 upstream = "dovecot-pop3"
+server_names = [$(toml_str "$LAB_SERVER_NAME")]
 
 [[upstream]]
 name = "dovecot-pop3"
@@ -124,7 +132,7 @@ connect_timeout_ms = 5000
 [[rule]]
 name = "legacy-lan"
 networks = ["127.0.0.2/32"]
-quirks = ["plaintext_auth", "smtp.helo_normalize"]
+quirks = ["plaintext_auth", "smtp.helo_normalize", "tls.legacy_protocols"]
 
 [[rule]]
 name = "modern"

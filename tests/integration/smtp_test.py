@@ -5,6 +5,7 @@ recipient's Maildir (delivered by Postfix -> Dovecot LMTP)."""
 
 import base64
 import os
+import re
 import shutil
 import smtplib
 import socket
@@ -215,9 +216,8 @@ def test_backend_down_gives_421_at_once():
     # A second mailshim whose upstream port has nothing listening.
     with open(os.path.join(LAB, "mailshim.toml")) as f:
         cfg = f.read()
-    cfg = cfg.replace(f"port = {h.port('lab_smtp')}", f"port = {h.port('lab_smtp') + 7}")
-    cfg = cfg.replace(f"port = {h.port('smtp')}", f"port = {h.port('smtp') + 7}")
-    cfg = cfg.replace(f"port = {h.port('smtps')}", f"port = {h.port('smtps') + 7}")
+    # Every port +7: the listeners move aside and the upstreams point at nothing.
+    cfg = re.sub(r"(?m)^port = (\d+)$", lambda m: f"port = {int(m.group(1)) + 7}", cfg)
     path = os.path.join(LAB, "mailshim-down.toml")
     with open(path, "w") as f:
         f.write(cfg)
