@@ -14,6 +14,7 @@
 #include <variant>
 #include <vector>
 
+#include "protocols/common/directory.h"
 #include "protocols/common/quirks.h"
 #include "protocols/common/secret.h"
 
@@ -158,6 +159,27 @@ struct SessionContext {
   uint32_t max_errors = 10;        // protocol errors before we close
   uint32_t preauth_timeout_ms = 60000;
   uint64_t max_message_bytes = 0;  // SMTP SIZE to advertise; 0 = no SIZE keyword
+
+  // Retirement: quirks whose rule's sunset date has passed with
+  // after_sunset = "refuse". They are NOT in `quirks`; a client that would
+  // have needed one gets `retired_message` (the admin's words, any language,
+  // already validated: one line, no CR/LF/NUL) in the protocol's refusal
+  // instead of the standard text, and the phase emits QuirkUsed with the
+  // quirk and a detail starting "retired:" so it is counted as overdue.
+  QuirkSet retired_quirks;
+  std::string retired_message;
+
+  // Set by the shell after a successful login, before the relay filter is
+  // made: the authenticated user (smtp.sender_align) and the quirks of the
+  // rule matched with everything known at login time (user, fingerprint) —
+  // the message-level quirks (smtp.display_name, smtp.rcpt_strip_quotes,
+  // smtp.bare_lf, smtp.sender_align) come from these.
+  std::string user;
+  // smtp.display_name: account -> display name, and whether to fall back to
+  // the address's local part when the directory has no name.
+  DirectoryConstSharedPtr directory;
+  bool display_name_fallback_local_part = false;
+  size_t max_header_bytes = 256 * 1024;  // header block buffered for display_name
 };
 
 // Pre-login handling toward the client: greeting, capabilities, STARTTLS,

@@ -21,6 +21,12 @@ enum class Quirk : uint8_t {
   SmtpHeloNormalize,  // smtp.helo_normalize
   TlsLegacyProtocols,         // tls.legacy_protocols
   TlsImplicitOnStarttlsPort,  // tls.implicit_on_starttls_port
+  SmtpAuthEquals,             // smtp.auth_equals
+  SmtpDisplayName,            // smtp.display_name
+  SmtpRcptStripQuotes,        // smtp.rcpt_strip_quotes
+  SmtpBareLf,                 // smtp.bare_lf
+  SmtpSenderAlign,            // smtp.sender_align
+  SmtpHeloOnly,               // smtp.helo_only
   kCount
 };
 
