@@ -91,6 +91,9 @@ void Pop3UpstreamLogin::onLine(std::string_view line, Actions& acts) {
       return fail(trustedLeg() ? responseTextOr(st->text, "") : "", "backend greeting: " + logSafe(line),
                   acts);
     // An APOP timestamp in the greeting is ignored: APOP is never used.
+    // Dovecot announces XCLIENT to trusted networks only as the greeting's
+    // response code ("+OK [XCLIENT] Dovecot ready."), never in CAPA.
+    greeting_xclient_ = st->text.rfind("[XCLIENT]", 0) == 0;
     return send(Cmd::Capa, "CAPA\r\n", acts);
   }
   if (state_ != State::Command) return fail("", "unsolicited backend line: " + logSafe(line), acts);
@@ -188,7 +191,7 @@ void Pop3UpstreamLogin::maybeLogin(Actions& acts) {
   if (state_ != State::Ready || !pending_) return;
   if (up_.client_address == ClientAddressMode::Xclient && !xclient_sent_) {
     xclient_sent_ = true;
-    if (!capa_.has("XCLIENT")) {
+    if (!capa_.has("XCLIENT") && !greeting_xclient_) {
       acts.push_back(LogNote{LogNote::Level::Warn,
                              "pop3 upstream: backend does not offer XCLIENT; add mailshim's address "
                              "to Dovecot's login_trusted_networks to forward the client address"});

@@ -53,6 +53,7 @@ class Pop3UpstreamLogin final : public UpstreamLogin {
   CapaList capa_;
   std::optional<Authenticate> pending_;
   bool xclient_sent_ = false;
+  bool greeting_xclient_ = false;  // "+OK [XCLIENT] ..." greeting
   std::string failed_text_;
 };
 

@@ -256,3 +256,76 @@ def run(tests, mailshim=None):
                 traceback.print_exc()
     print(f"{passed} passed, {failed} failed", flush=True)
     sys.exit(1 if failed else 0)
+
+
+# ---- helpers shared by the IMAP/POP3 tests ------------------------------------
+
+# Free client addresses that match the lab's "modern" rule. Dovecot's auth
+# penalty (2-15 s per failed login) is keyed on the client address mailshim
+# passes on, so every test that fails a login on purpose uses its own address.
+SPARE_SOURCES = ["127.0.0.4", "127.0.0.5", "127.0.0.6", "127.0.0.7", "127.0.0.8", "127.0.0.9"]
+
+
+class LogWatch:
+    """Looks only at what a log file gained after the watch was created."""
+
+    def __init__(self, path):
+        self.path = path
+        try:
+            self.offset = os.path.getsize(path)
+        except OSError:
+            self.offset = 0
+
+    def text(self):
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def wait(self, pattern, timeout=10.0):
+        rx = re.compile(pattern)
+        return wait_for(lambda: rx.search(self.text()), timeout=timeout,
+                        what=f"/{pattern}/ in the new part of {self.path}")
+
+    def lines(self, pattern):
+        rx = re.compile(pattern)
+        return [line for line in self.text().splitlines() if rx.search(line)]
+
+
+def session_id(ms, rport, timeout=5.0):
+    """The mailshim session id of the connection from local port `rport`."""
+    rx = re.compile(r"connect session=(\S+) .*\brport=%d\b" % rport)
+    m = wait_for(lambda: rx.search(ms.log_text()), timeout=timeout, what=f"connect line for rport={rport}")
+    return m.group(1)
+
+
+def submit(frm, password, to, subject, body="Hello from the mailshim integration tests.\r\n", timeout=60):
+    """Submits one message through mailshim's submission port (STARTTLS, AUTH)."""
+    import smtplib
+    msg = (f"From: {frm}\r\nTo: {to}\r\nSubject: {subject}\r\n"
+           f"Message-ID: <{subject}@example.test>\r\n\r\n{body}")
+    with smtplib.SMTP("127.0.0.1", port("smtp"), local_hostname="laptop.example.test", timeout=timeout) as s:
+        s.starttls(context=tls_context())
+        s.login(frm, password)
+        s.sendmail(frm, [to], msg)
+    return msg
+
+
+def down_mailshim(name, delta=7):
+    """A second mailshim from the lab config with every listener moved by
+    `delta` and every upstream pointed at a port where nothing listens.
+    Registers "<listener>_down" in PORTS; returns the (unstarted) Mailshim."""
+    with open(os.path.join(LAB, "mailshim.toml")) as f:
+        cfg = f.read()
+    moves = {}
+    for p in ("smtp", "smtps", "imap", "imaps", "pop3", "pop3s", "lab_smtp", "lab_imap", "lab_pop3"):
+        moves[port(p)] = port(p) + delta
+    for p in ("smtp", "smtps", "imap", "imaps", "pop3", "pop3s"):
+        PORTS[p + "_down"] = port(p) + delta
+    cfg = re.sub(r"(?m)^port = (\d+)$", lambda m: "port = %d" % moves.get(int(m.group(1)), int(m.group(1))), cfg)
+    path = os.path.join(LAB, f"{name}.toml")
+    with open(path, "w") as f:
+        f.write(cfg)
+    return Mailshim(path, name=name)

@@ -205,6 +205,18 @@ TEST(Pop3UpstreamLogin, XclientWhenOfferedElseWarning) {
   }
 }
 
+// Dovecot 2.3 announces XCLIENT to login_trusted_networks only in the
+// greeting's response code, never in CAPA (seen against the lab Dovecot).
+TEST(Pop3UpstreamLogin, XclientAnnouncedInDovecotGreeting) {
+  Backend b(upstream(UpstreamTls::Implicit, ClientAddressMode::Xclient));
+  b.o.add(b.login.login(bob()));
+  b.reply("+OK [XCLIENT] Dovecot (Debian) ready.\r\n" + kPostTlsCapa);
+  EXPECT_EQ(b.sent(), "CAPA\r\nXCLIENT ADDR=192.0.2.10 PORT=50123 SESSION=T0001\r\n");
+  b.reply("+OK Updated\r\n");
+  EXPECT_EQ(b.sent().substr(0, 11), "AUTH PLAIN ");
+  EXPECT_TRUE(b.o.notes.empty());
+}
+
 TEST(Pop3UpstreamLogin, ProtocolErrors) {
   for (std::string bad : {"+ \r\n"s, "garbage\r\n"s, std::string(9000, 'x') + "\r\n"}) {
     Backend b(upstream(UpstreamTls::Implicit));
