@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "conf/cidr.h"
@@ -87,10 +88,59 @@ struct Upstream {
   uint32_t connect_timeout_ms = 5000;
 };
 
+// A civil date (UTC), for sunsets. Comparable.
+struct Date {
+  int year = 0, month = 0, day = 0;
+  static std::optional<Date> parse(std::string_view text);  // "YYYY-MM-DD"
+  static Date today();                                      // UTC
+  std::string toString() const;
+  long long daysSinceEpoch() const;
+  auto operator<=>(const Date&) const = default;
+};
+
+enum class AfterSunset : uint8_t { Refuse, Warn };
+
 struct Rule {
   std::string name;
+  // Matchers; an empty list matches everything. A rule that names users or
+  // fingerprints can only be decided once they are known (after login), so
+  // it is skipped when matching a new connection.
   std::vector<Cidr> networks;
+  std::vector<std::string> listeners;     // listener names
+  std::vector<std::string> users;         // globs, e.g. "*@example.test"
+  std::vector<std::string> fingerprints;  // globs, e.g. "Windows Live Mail*"
   proto::QuirkSet quirks;
+  std::optional<std::string> tls_profile;  // "modern" | "legacy"
+  std::optional<Date> sunset;              // after this day the quirks stop applying
+  AfterSunset after_sunset = AfterSunset::Refuse;
+  std::string message;  // shown to refused clients; one line, any language
+
+  bool sunsetPassed(const Date& today) const { return sunset && today > *sunset; }
+};
+
+// What is known about a session when rules are evaluated.
+struct RuleQuery {
+  IpAddress address;
+  std::string listener;
+  std::optional<std::string> user;         // unset before login
+  std::optional<std::string> fingerprint;  // unset before login
+};
+
+// The effective outcome of the rules for one session.
+struct RuleDecision {
+  const Rule* rule = nullptr;  // first match, or nullptr
+  proto::QuirkSet quirks;      // what applies now
+  proto::QuirkSet retired;     // sunset passed with after_sunset = refuse
+  bool overdue = false;        // sunset passed (either mode)
+  bool legacy_tls = false;     // tls.legacy_protocols or tls_profile = "legacy", and not retired
+  std::string message;
+};
+
+// Directory of display names for smtp.display_name.
+struct DirectorySettings {
+  std::string file;                           // TSV: address<TAB>display name
+  std::vector<std::pair<std::string, std::string>> names;  // inline [directory.names]
+  bool fallback_local_part = false;
 };
 
 struct Config {
@@ -101,12 +151,18 @@ struct Config {
   std::vector<Listener> listeners;
   std::vector<Upstream> upstreams;
   std::vector<Rule> rules;
+  DirectorySettings directory;
 
   const Upstream* findUpstream(const std::string& name) const;
   // First rule whose networks contain `addr` (rules are ordered; first match
-  // wins), or nullptr when none matches.
+  // wins), or nullptr when none matches. Ignores the other matchers.
   const Rule* matchRule(const IpAddress& addr) const;
+  // First rule matching everything in `q` (see Rule), and what it means on `today`.
+  RuleDecision decide(const RuleQuery& q, const Date& today) const;
 };
+
+// Shell-style glob with '*' and '?', ASCII case-insensitive.
+bool globMatch(std::string_view pattern, std::string_view text);
 
 using ConfigConstSharedPtr = std::shared_ptr<const Config>;
 

@@ -12,6 +12,7 @@
 #include <sstream>
 #include <toml++/toml.h>
 
+#include "protocols/common/text.h"
 #include "protocols/protocol_registry.h"
 
 namespace mailshim::conf {
@@ -31,7 +32,9 @@ class Loader {
     auto cfg = std::make_shared<Config>();
     cfg->source_path = path_;
     const toml::table& root = parsed.table();
-    checkKeys(root, {"server", "limits", "tls", "certificate", "listener", "upstream", "rule"}, "top level");
+    checkKeys(root, {"server", "limits", "tls", "certificate", "listener", "upstream", "rule", "directory"},
+              "top level");
+    if (auto* t = root["directory"].as_table()) readDirectory(*t, cfg->directory);
     if (auto* t = root["server"].as_table()) readServer(*t, cfg->server);
     if (auto* t = root["limits"].as_table()) readLimits(*t, cfg->limits);
     if (auto* t = root["tls"].as_table()) readTls(*t, cfg->tls);
@@ -317,22 +320,31 @@ class Loader {
   void readRule(const toml::table& t, Config& cfg) {
     Rule r;
     std::string what = "[[rule]]";
-    checkKeys(t, {"name", "networks", "quirks"}, what);
+    checkKeys(t, {"name", "networks", "listeners", "users", "fingerprints", "quirks", "tls_profile", "sunset",
+                  "after_sunset", "message"},
+              what);
     getString(t, "name", r.name, true, what);
     what = "[[rule]] '" + r.name + "'";
-    if (auto* nets = t["networks"].as_array()) {
-      for (auto& n : *nets) {
-        auto s = n.value<std::string>();
-        auto c = s ? Cidr::parse(*s) : std::nullopt;
-        if (!c)
-          error(n.source(), what + ": '" + (s ? *s : std::string("?")) +
-                                "' is not a network (a.b.c.d/len or ipv6/len, host bits zero)");
-        else
-          r.networks.push_back(*c);
+    if (auto node = t["networks"]) {
+      if (auto* nets = node.as_array()) {
+        for (auto& n : *nets) {
+          auto s = n.value<std::string>();
+          auto c = s ? Cidr::parse(*s) : std::nullopt;
+          if (!c)
+            error(n.source(), what + ": '" + (s ? *s : std::string("?")) +
+                                  "' is not a network (a.b.c.d/len or ipv6/len, host bits zero)");
+          else
+            r.networks.push_back(*c);
+        }
+      } else {
+        error(node.node()->source(), what + ": networks must be an array of strings");
       }
-    } else {
-      error(t.source(), what + ": missing required array 'networks'");
     }
+    getStringArray(t, "listeners", r.listeners, what);
+    getStringArray(t, "users", r.users, what);
+    getStringArray(t, "fingerprints", r.fingerprints, what);
+    if (r.networks.empty() && r.listeners.empty() && r.users.empty() && r.fingerprints.empty())
+      error(t.source(), what + ": needs at least one matcher (networks, listeners, users or fingerprints)");
     if (auto node = t["quirks"]) {
       if (auto* qs = node.as_array()) {
         for (auto& q : *qs) {
@@ -348,12 +360,72 @@ class Loader {
         error(node.node()->source(), "quirks must be an array of strings");
       }
     }
+    std::string profile;
+    if (getString(t, "tls_profile", profile, false, what)) {
+      if (profile != "modern" && profile != "legacy")
+        error(t["tls_profile"].node()->source(), what + ": tls_profile must be \"modern\" or \"legacy\"");
+      else
+        r.tls_profile = profile;
+    }
+    std::string sunset;
+    if (getString(t, "sunset", sunset, false, what)) {
+      r.sunset = Date::parse(sunset);
+      if (!r.sunset) error(t["sunset"].node()->source(), what + ": sunset must be a date \"YYYY-MM-DD\"");
+    }
+    std::string after = "refuse";
+    if (getString(t, "after_sunset", after, false, what)) {
+      if (after == "refuse")
+        r.after_sunset = AfterSunset::Refuse;
+      else if (after == "warn")
+        r.after_sunset = AfterSunset::Warn;
+      else
+        error(t["after_sunset"].node()->source(), what + ": after_sunset must be \"refuse\" or \"warn\"");
+      if (!r.sunset) warning(t["after_sunset"].node()->source(), what + ": after_sunset without sunset has no effect");
+    }
+    if (getString(t, "message", r.message, false, what)) {
+      bool ok = r.message.size() <= 400 && proto::isLineSafe(r.message);
+      for (unsigned char c : r.message) ok = ok && (c >= 0x20 && c != 0x7f);  // no controls; UTF-8 is fine
+      if (!ok)
+        error(t["message"].node()->source(),
+              what + ": message must be one line of at most 400 bytes without control characters");
+    }
     for (const auto& other : cfg.rules)
       if (other.name == r.name) error(t.source(), "duplicate rule name '" + r.name + "'");
+    rule_src_.push_back(t.source());
     cfg.rules.push_back(std::move(r));
   }
 
+  void readDirectory(const toml::table& t, DirectorySettings& d) {
+    checkKeys(t, {"file", "names", "fallback_local_part"}, "[directory]");
+    if (getString(t, "file", d.file, false, "[directory]")) checkReadable(t["file"].node()->source(), d.file);
+    if (auto node = t["names"]) {
+      if (auto* names = node.as_table()) {
+        for (auto&& [k, v] : *names) {
+          auto name = v.value<std::string>();
+          if (!name || !proto::isLineSafe(*name) || name->size() > 200)
+            error(v.source(), "[directory.names]: '" + std::string(k.str()) + "' must map to a one-line name");
+          else
+            d.names.emplace_back(std::string(k.str()), *name);
+        }
+      } else {
+        error(node.node()->source(), "[directory] names must be a table: address = \"Display Name\"");
+      }
+    }
+    if (auto node = t["fallback_local_part"]) {
+      if (auto v = node.value<bool>())
+        d.fallback_local_part = *v;
+      else
+        error(node.node()->source(), "fallback_local_part must be true or false");
+    }
+  }
+
   void crossCheck(const toml::table& root, Config& cfg) {
+    for (size_t i = 0; i < cfg.rules.size(); ++i)
+      for (const auto& name : cfg.rules[i].listeners) {
+        bool found = false;
+        for (const auto& l : cfg.listeners) found = found || l.name == name;
+        if (!found) error(rule_src_[i], "rule '" + cfg.rules[i].name + "': no listener named '" + name + "'");
+      }
     if (cfg.listeners.empty()) error(root.source(), "no [[listener]] configured");
     for (size_t i = 0; i < cfg.listeners.size(); ++i) {
       const auto& l = cfg.listeners[i];
@@ -379,6 +451,7 @@ class Loader {
   std::vector<std::string> errors_;
   std::vector<std::string> warnings_;
   std::vector<toml::source_region> listener_src_;
+  std::vector<toml::source_region> rule_src_;
   std::shared_ptr<Config> config_;
 };
 
@@ -387,13 +460,6 @@ class Loader {
 const Upstream* Config::findUpstream(const std::string& name) const {
   for (const auto& u : upstreams)
     if (u.name == name) return &u;
-  return nullptr;
-}
-
-const Rule* Config::matchRule(const IpAddress& addr) const {
-  for (const auto& r : rules)
-    for (const auto& n : r.networks)
-      if (n.contains(addr)) return &r;
   return nullptr;
 }
 

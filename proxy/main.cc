@@ -3,17 +3,26 @@
 //   mailshim --config FILE          run in the foreground (logs to stderr)
 //   mailshim --check-config FILE    validate config + certificates, exit 0/1
 //   mailshim quirks [--markdown]    print the quirk registry (docs/quirks.md)
+//   mailshim explain --config FILE --client IP [--listener NAME] [--user U] [--fingerprint F] [--date D]
+//                                   which rule applies, effective quirks, TLS profile, sunset status
+//   mailshim report --config FILE [--since DATE] [--format table|csv|json]
+//                                   who still needs which quirk (the retirement worklist)
 //   mailshim --version
 //
 // I/O: reads the config, runs the server.
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "conf/config_loader.h"
 #include "protocols/common/quirks.h"
 #include "proxy/log.h"
+#include "proxy/retirement_store.h"
 #include "proxy/server.h"
 #include "tls/cert_audit.h"
 #include "tls/tls_context.h"
@@ -29,6 +38,9 @@ int usage(FILE* out) {
                "usage: mailshim --config FILE\n"
                "       mailshim --check-config FILE\n"
                "       mailshim quirks [--markdown]\n"
+               "       mailshim explain --config FILE --client IP [--listener NAME] [--user U]\n"
+               "                        [--fingerprint F] [--date YYYY-MM-DD]\n"
+               "       mailshim report --config FILE [--since YYYY-MM-DD] [--format table|csv|json]\n"
                "       mailshim --version\n");
   return out == stderr ? 2 : 0;
 }
@@ -73,6 +85,190 @@ int printQuirks(bool markdown) {
   return 0;
 }
 
+// --key value options after a subcommand.
+std::optional<std::map<std::string, std::string>> options(const std::vector<std::string>& args, size_t from,
+                                                          std::initializer_list<const char*> known) {
+  std::map<std::string, std::string> out;
+  for (size_t i = from; i < args.size(); i += 2) {
+    bool ok = false;
+    for (const char* k : known) ok = ok || args[i] == k;
+    if (!ok || i + 1 >= args.size()) {
+      std::fprintf(stderr, "unknown or incomplete option '%s'\n", args[i].c_str());
+      return std::nullopt;
+    }
+    out[args[i]] = args[i + 1];
+  }
+  return out;
+}
+
+std::string sunsetStatus(const conf::Rule& r, const conf::Date& today) {
+  if (!r.sunset) return "no sunset";
+  long long left = r.sunset->daysSinceEpoch() - today.daysSinceEpoch();
+  std::string mode = r.after_sunset == conf::AfterSunset::Refuse ? "refuse" : "warn";
+  if (left >= 0) return r.sunset->toString() + " (" + std::to_string(left) + " days left, then " + mode + ")";
+  return r.sunset->toString() + " (passed " + std::to_string(-left) + " days ago: " + mode + ")";
+}
+
+int explain(const std::vector<std::string>& args) {
+  auto opt = options(args, 1, {"--config", "--client", "--listener", "--user", "--fingerprint", "--date"});
+  if (!opt || !opt->count("--config") || !opt->count("--client")) return usage(stderr);
+  auto loaded = conf::loadConfigFile(opt->at("--config"));
+  for (const auto& e : loaded.errors) std::fprintf(stderr, "error: %s\n", e.c_str());
+  if (!loaded.ok()) return 1;
+  const conf::Config& cfg = *loaded.config;
+  auto addr = conf::IpAddress::parse(opt->at("--client"));
+  if (!addr) {
+    std::fprintf(stderr, "error: '%s' is not an IP address\n", opt->at("--client").c_str());
+    return 1;
+  }
+  conf::Date today = conf::Date::today();
+  if (opt->count("--date")) {
+    auto d = conf::Date::parse(opt->at("--date"));
+    if (!d) return usage(stderr);
+    today = *d;
+  }
+  conf::RuleQuery q{*addr, opt->count("--listener") ? opt->at("--listener") : std::string(), std::nullopt,
+                    std::nullopt};
+  if (opt->count("--user")) q.user = opt->at("--user");
+  if (opt->count("--fingerprint")) q.fingerprint = opt->at("--fingerprint");
+  auto d = cfg.decide(q, today);
+  std::printf("client:       %s%s%s\n", addr->toString().c_str(), q.listener.empty() ? "" : " on listener ",
+              q.listener.c_str());
+  if (q.user) std::printf("user:         %s\n", q.user->c_str());
+  if (q.fingerprint) std::printf("fingerprint:  %s\n", q.fingerprint->c_str());
+  std::printf("date:         %s\n", today.toString().c_str());
+  if (!d.rule) {
+    std::printf("rule:         (none matches: strict defaults, no quirks)\nquirks:       -\ntls profile:  modern\n");
+    return 0;
+  }
+  std::printf("rule:         %s\n", d.rule->name.c_str());
+  std::printf("quirks:       %s\n", d.quirks.toString().c_str());
+  if (!d.retired.empty()) std::printf("retired:      %s (refused with the rule's message)\n", d.retired.toString().c_str());
+  std::printf("tls profile:  %s\n", d.legacy_tls ? "legacy (TLS 1.0+)" : "modern (TLS 1.2+)");
+  std::printf("sunset:       %s\n", sunsetStatus(*d.rule, today).c_str());
+  if (!d.rule->message.empty()) std::printf("message:      %s\n", d.rule->message.c_str());
+  if (!q.user && !q.fingerprint) {
+    for (const auto& r : cfg.rules)
+      if (!r.users.empty() || !r.fingerprints.empty()) {
+        std::printf("note:         rules naming users or fingerprints are decided at login; pass --user/--fingerprint\n");
+        break;
+      }
+  }
+  return 0;
+}
+
+std::string isoTime(int64_t t) {
+  char buf[32];
+  time_t tt = static_cast<time_t>(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M", &tm);
+  return buf;
+}
+
+std::string jsonString(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      char b[8];
+      std::snprintf(b, sizeof b, "\\u%04x", c);
+      out += b;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+int report(const std::vector<std::string>& args) {
+  auto opt = options(args, 1, {"--config", "--since", "--format"});
+  if (!opt || !opt->count("--config")) return usage(stderr);
+  auto loaded = conf::loadConfigFile(opt->at("--config"));
+  for (const auto& e : loaded.errors) std::fprintf(stderr, "error: %s\n", e.c_str());
+  if (!loaded.ok()) return 1;
+  const conf::Config& cfg = *loaded.config;
+  std::string format = opt->count("--format") ? opt->at("--format") : "table";
+  if (format != "table" && format != "csv" && format != "json") return usage(stderr);
+  int64_t since = 0;
+  if (opt->count("--since")) {
+    auto d = conf::Date::parse(opt->at("--since"));
+    if (!d) return usage(stderr);
+    since = d->daysSinceEpoch() * 86400;
+  }
+  std::vector<proxy::RetirementEntry> entries;
+  std::string err;
+  std::string path = cfg.server.state_dir + "/retirement.tsv";
+  if (!proxy::RetirementStore::readFile(path, entries, err)) {
+    std::fprintf(stderr, "error: %s\n", err.c_str());
+    return 1;
+  }
+  entries.erase(std::remove_if(entries.begin(), entries.end(),
+                               [since](const proxy::RetirementEntry& e) { return e.last_seen < since; }),
+                entries.end());
+  std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.quirk, b.count, a.user, a.client) < std::tie(b.quirk, a.count, b.user, b.client);
+  });
+  conf::Date today = conf::Date::today();
+  auto ruleInfo = [&](const std::string& name, std::string& sunset, std::string& days_left) {
+    sunset = "-";
+    days_left = "-";
+    for (const auto& r : cfg.rules)
+      if (r.name == name && r.sunset) {
+        sunset = r.sunset->toString();
+        days_left = std::to_string(r.sunset->daysSinceEpoch() - today.daysSinceEpoch());
+      }
+  };
+  if (format == "csv") {
+    std::printf("quirk,user,client,fingerprint,rule,count,overdue,first_seen,last_seen,sunset,days_left\n");
+    for (const auto& e : entries) {
+      std::string sunset, left;
+      ruleInfo(e.rule, sunset, left);
+      auto q = [](const std::string& s) {
+        std::string o = "\"";
+        for (char c : s) o += c == '"' ? std::string("\"\"") : std::string(1, c);
+        return o + "\"";
+      };
+      std::printf("%s,%s,%s,%s,%s,%llu,%llu,%s,%s,%s,%s\n", e.quirk.c_str(), q(e.user).c_str(), e.client.c_str(),
+                  q(e.fingerprint).c_str(), q(e.rule).c_str(), (unsigned long long)e.count,
+                  (unsigned long long)e.overdue, isoTime(e.first_seen).c_str(), isoTime(e.last_seen).c_str(),
+                  sunset.c_str(), left.c_str());
+    }
+    return 0;
+  }
+  if (format == "json") {
+    std::printf("[");
+    for (size_t i = 0; i < entries.size(); ++i) {
+      const auto& e = entries[i];
+      std::string sunset, left;
+      ruleInfo(e.rule, sunset, left);
+      std::printf("%s\n  {\"quirk\": %s, \"user\": %s, \"client\": %s, \"fingerprint\": %s, \"rule\": %s, "
+                  "\"count\": %llu, \"overdue\": %llu, \"first_seen\": %s, \"last_seen\": %s, \"sunset\": %s, "
+                  "\"days_left\": %s}",
+                  i ? "," : "", jsonString(e.quirk).c_str(), jsonString(e.user).c_str(), jsonString(e.client).c_str(),
+                  jsonString(e.fingerprint).c_str(), jsonString(e.rule).c_str(), (unsigned long long)e.count,
+                  (unsigned long long)e.overdue, jsonString(isoTime(e.first_seen)).c_str(),
+                  jsonString(isoTime(e.last_seen)).c_str(), sunset == "-" ? "null" : jsonString(sunset).c_str(),
+                  left == "-" ? "null" : left.c_str());
+    }
+    std::printf("%s]\n", entries.empty() ? "" : "\n");
+    return 0;
+  }
+  std::printf("%-30s %-24s %-15s %-34s %-14s %7s %7s %-16s %-10s %s\n", "QUIRK", "USER", "CLIENT", "FINGERPRINT",
+              "RULE", "USES", "OVERDUE", "LAST SEEN", "SUNSET", "DAYS LEFT");
+  for (const auto& e : entries) {
+    std::string sunset, left;
+    ruleInfo(e.rule, sunset, left);
+    std::printf("%-30s %-24s %-15s %-34s %-14s %7llu %7llu %-16s %-10s %s\n", e.quirk.c_str(), e.user.c_str(),
+                e.client.c_str(), e.fingerprint.c_str(), e.rule.c_str(), (unsigned long long)e.count,
+                (unsigned long long)e.overdue, isoTime(e.last_seen).c_str(), sunset.c_str(), left.c_str());
+  }
+  if (entries.empty()) std::printf("(no quirk uses recorded in %s)\n", path.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -84,6 +280,8 @@ int main(int argc, char** argv) {
   }
   if (args[0] == "--help" || args[0] == "-h") return usage(stdout);
   if (args[0] == "quirks") return printQuirks(args.size() > 1 && args[1] == "--markdown");
+  if (args[0] == "explain") return explain(args);
+  if (args[0] == "report") return report(args);
   if (args.size() == 2 && args[0] == "--check-config") {
     tls::TlsContextsConstSharedPtr tls;
     return loadAll(args[1], tls, true) ? 0 : 1;

@@ -6,11 +6,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <csignal>
 #include <random>
 #include <vector>
 
 #include "conf/config_loader.h"
+#include "conf/directory_loader.h"
 #include "proxy/log.h"
 #include "proxy/net.h"
 #include "proxy/sd_notify.h"
@@ -41,7 +44,7 @@ Server::~Server() {
   std::vector<Session*> left(sessions_.begin(), sessions_.end());
   for (Session* s : left) delete s;
   listeners_.clear();
-  for (event* e : {sig_hup_, sig_term_, sig_int_, drain_timer_})
+  for (event* e : {sig_hup_, sig_term_, sig_int_, drain_timer_, housekeeping_timer_})
     if (e) event_free(e);
   if (base_) event_base_free(base_);
 }
@@ -89,6 +92,13 @@ bool Server::openListener(const conf::Listener& l) {
 
 bool Server::start() {
   if (!base_) return false;
+  loadDirectory();
+  retirement_ = std::make_unique<RetirementStore>(cfg_->server.state_dir + "/retirement.tsv");
+  std::string err;
+  if (!retirement_->load(err)) spdlog::warn("retirement{}", kv("error", err));
+  housekeeping_timer_ = event_new(base_, -1, EV_PERSIST, housekeepingCb, this);
+  timeval every{30, 0};
+  evtimer_add(housekeeping_timer_, &every);
   for (const auto& l : cfg_->listeners)
     if (!openListener(l)) return false;
   sig_hup_ = evsignal_new(base_, SIGHUP, signalCb, this);
@@ -103,8 +113,39 @@ int Server::run() {
   sdNotify("READY=1\nSTATUS=accepting connections");
   spdlog::info("ready{}", kv("listeners", cfg_->listeners.size()));
   event_base_dispatch(base_);
+  saveRetirement();
   spdlog::info("stopped{}", kv("stats", stats().render()));
   return 0;
+}
+
+void Server::housekeepingCb(int, short, void* arg) { static_cast<Server*>(arg)->housekeeping(); }
+
+void Server::housekeeping() {
+  saveRetirement();
+  // The directory file (e.g. a cron export from iRedMail's SQL) is reloaded when it changes.
+  if (!cfg_->directory.file.empty()) {
+    struct stat st{};
+    if (::stat(cfg_->directory.file.c_str(), &st) == 0 && st.st_mtime != directory_mtime_) loadDirectory();
+  }
+}
+
+void Server::loadDirectory() {
+  std::vector<std::string> warnings;
+  if (!cfg_->directory.file.empty()) {
+    struct stat st{};
+    if (::stat(cfg_->directory.file.c_str(), &st) == 0) directory_mtime_ = st.st_mtime;
+  }
+  directory_ = conf::loadDirectory(cfg_->directory, warnings);
+  for (const auto& w : warnings) spdlog::warn("directory{}", kv("warning", w));
+  if (!cfg_->directory.file.empty() || !cfg_->directory.names.empty())
+    spdlog::info("directory{}{}", kv("names", directory_->size()),
+                 kv("file", cfg_->directory.file.empty() ? "-" : cfg_->directory.file));
+}
+
+void Server::saveRetirement() {
+  if (!retirement_) return;
+  std::string err;
+  if (!retirement_->save(err)) spdlog::warn("retirement{}", kv("error", err));
 }
 
 void Server::signalCb(int sig, short, void* arg) {
@@ -145,6 +186,8 @@ void Server::reload() {
   cfg_ = loaded.config;
   tls_ = tls;
   setLogLevel(cfg_->server.log_level);
+  loadDirectory();
+  saveRetirement();
   if (!draining_) syncListeners();
   spdlog::info("reload{}", kv("result", "ok"));
   sdNotify("READY=1\nSTATUS=accepting connections");

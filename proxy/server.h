@@ -14,6 +14,8 @@
 #include <unordered_set>
 
 #include "conf/config.h"
+#include "protocols/common/directory.h"
+#include "proxy/retirement_store.h"
 #include "tls/tls_context.h"
 
 struct event_base;
@@ -46,6 +48,9 @@ class Server {
   const conf::ConfigConstSharedPtr& config() const { return cfg_; }
   const tls::TlsContextsConstSharedPtr& tls() const { return tls_; }
 
+  const proto::DirectoryConstSharedPtr& directory() const { return directory_; }
+  RetirementStore& retirement() { return *retirement_; }
+
   // Session bookkeeping (called by Session only).
   void sessionClosed(Session* s);
   std::string nextSessionId();
@@ -67,6 +72,10 @@ class Server {
   static void acceptCb(evconnlistener*, int fd, sockaddr* addr, int socklen, void* arg);
   static void signalCb(int sig, short, void* arg);
   static void drainTimeoutCb(int, short, void* arg);
+  static void housekeepingCb(int, short, void* arg);
+  void housekeeping();
+  void loadDirectory();
+  void saveRetirement();
 
   event_base* base_ = nullptr;
   conf::ConfigConstSharedPtr cfg_;
@@ -77,6 +86,10 @@ class Server {
   event* sig_term_ = nullptr;
   event* sig_int_ = nullptr;
   event* drain_timer_ = nullptr;
+  event* housekeeping_timer_ = nullptr;
+  proto::DirectoryConstSharedPtr directory_;
+  time_t directory_mtime_ = 0;
+  std::unique_ptr<RetirementStore> retirement_;
   bool draining_ = false;
   uint64_t session_counter_ = 0;
   uint32_t session_salt_ = 0;

@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "protocols/common/fingerprint.h"
 #include "protocols/common/secret.h"
 #include "protocols/common/text.h"
 #include "protocols/protocol_registry.h"
@@ -83,13 +84,11 @@ Session::Session(Server& server, conf::ConfigConstSharedPtr cfg, tls::TlsContext
     sockaddrToText(reinterpret_cast<sockaddr*>(&local), ctx_.local_ip, ctx_.local_port);
   ctx_.client_tls = listener_.tls == conf::ListenerTls::Implicit;
   ctx_.starttls_available = listener_.tls != conf::ListenerTls::Implicit;
-  if (auto addr = conf::IpAddress::parse(ctx_.client_ip)) {
-    if (const conf::Rule* rule = cfg_->matchRule(*addr)) {
-      ctx_.quirks = rule->quirks;
-      ctx_.rule_name = rule->name;
-    }
-  }
-  profile_ = ctx_.quirks.has(proto::Quirk::TlsLegacyProtocols) ? tls::Profile::Legacy : tls::Profile::Modern;
+  today_ = conf::Date::today();
+  if (auto addr = conf::IpAddress::parse(ctx_.client_ip)) address_ = *addr;
+  applyDecision(cfg_->decide(conf::RuleQuery{address_, listener_.name, std::nullopt, std::nullopt}, today_));
+  profile_ = decision_.legacy_tls ? tls::Profile::Legacy : tls::Profile::Modern;
+  fp_.protocol = std::string(proto::protocolName(listener_.protocol));
   ctx_.max_line_bytes = cfg_->limits.max_line_bytes;
   ctx_.max_errors = cfg_->limits.max_errors;
   ctx_.preauth_timeout_ms = cfg_->limits.preauth_timeout_ms;
@@ -125,6 +124,34 @@ Session::Session(Server& server, conf::ConfigConstSharedPtr cfg, tls::TlsContext
   destroy_ev_ = event_new(base, -1, 0, destroyCb, this);
   stats().sessions_accepted++;
   stats().sessions_active++;
+}
+
+void Session::applyDecision(const conf::RuleDecision& d) {
+  decision_ = d;
+  ctx_.quirks = d.quirks;
+  ctx_.retired_quirks = d.retired;
+  ctx_.retired_message = d.message;
+  ctx_.rule_name = d.rule ? d.rule->name : "";
+}
+
+std::string Session::currentFingerprint() {
+  if (hello_.seen) fp_.tls_max_offered = tls::versionName(hello_.max_version);
+  return proto::fingerprint(fp_);
+}
+
+void Session::noteQuirk(proto::Quirk q, const std::string& detail) {
+  bool retired = detail.rfind("retired:", 0) == 0;
+  bool overdue = retired || decision_.overdue;
+  auto& use = quirk_uses_[q];
+  use.first++;
+  if (overdue) use.second++;
+  stats().quirk_uses[static_cast<size_t>(q)]++;
+  if (overdue) stats().quirk_overdue_uses++;
+  spdlog::info("quirk{}{}{}{}{}", tag(), kv("quirk", proto::quirkId(q)),
+               kv("rule", ctx_.rule_name.empty() ? "-" : ctx_.rule_name), kv("detail", detail),
+               overdue ? kv("overdue", decision_.rule && decision_.rule->sunset ? decision_.rule->sunset->toString()
+                                                                                 : std::string("yes"))
+                       : std::string());
 }
 
 Session::~Session() {
@@ -183,13 +210,12 @@ void Session::onSniff(bool timed_out) {
     if (evbuffer_copyout(in, &first, 1) != 1) return;
     if (first == 0x16) {  // TLS handshake record: implicit TLS on a STARTTLS port
       evtimer_del(timer_);
+      fp_.tls_before_greeting = true;
       ctx_.client_tls = true;
       ctx_.starttls_available = false;
-      stats().quirk_uses[static_cast<size_t>(proto::Quirk::TlsImplicitOnStarttlsPort)]++;
-      spdlog::info("quirk{}{}{}{}", tag(), kv("quirk", proto::quirkId(proto::Quirk::TlsImplicitOnStarttlsPort)),
-                   kv("rule", ctx_.rule_name.empty() ? "-" : ctx_.rule_name),
-                   kv("detail", "TLS ClientHello before the greeting on " + listener_.name + " port " +
-                                    std::to_string(listener_.port) + ": implicit TLS"));
+      noteQuirk(proto::Quirk::TlsImplicitOnStarttlsPort,
+                "TLS ClientHello before the greeting on " + listener_.name + " port " +
+                    std::to_string(listener_.port) + ": implicit TLS");
       if (!wrapDownstreamTls()) return;
       state_ = State::TlsHandshake;
       armTimer(ctx_.preauth_timeout_ms);
@@ -231,6 +257,7 @@ void Session::execute(proto::Action& action) {
         } else if constexpr (std::is_same_v<T, proto::ConnectUpstream>) {
           ensureUpstream();
         } else if constexpr (std::is_same_v<T, proto::Authenticate>) {
+          if (listener_.protocol == proto::Protocol::Smtp) fp_.helo_only = !v.esmtp;
           login_pending_ = true;
           state_ = State::Login;
           if (!ensureUpstream()) return;
@@ -241,11 +268,18 @@ void Session::execute(proto::Action& action) {
         } else if constexpr (std::is_same_v<T, proto::LogNote>) {
           spdlog::log(levelOf(v.level), "note{}{}", tag(), kv("text", v.text));
         } else if constexpr (std::is_same_v<T, proto::QuirkUsed>) {
-          stats().quirk_uses[static_cast<size_t>(v.quirk)]++;
-          spdlog::info("quirk{}{}{}{}", tag(), kv("quirk", proto::quirkId(v.quirk)), kv("rule", ctx_.rule_name),
-                       kv("detail", v.detail));
+          noteQuirk(v.quirk, v.detail);
         } else if constexpr (std::is_same_v<T, proto::ClientInfo>) {
-          if (v.key == "helo") helo_ = v.value;
+          if (v.key == "helo") {
+            helo_ = v.value;
+            fp_.helo = v.value;
+          } else if (v.key.rfind("id.", 0) == 0 && fp_.id.size() < 16) {
+            fp_.id[v.key.substr(3)] = v.value;
+          } else if (v.key == "x-mailer") {
+            fp_.x_mailer = v.value;
+          } else if (v.key == "user-agent") {
+            fp_.user_agent = v.value;
+          }
           spdlog::debug("client{}{}", tag(), kv(v.key, v.value));
         } else if constexpr (std::is_same_v<T, proto::UserKnown>) {
           user_ = v.user;
@@ -275,6 +309,15 @@ void Session::execute(proto::Action& action) {
             up_connected_ = up_tls_ = up_tls_pending_ = false;
           }
           if (state_ == State::Login) state_ = State::Front;
+          if (r.kind == proto::LoginResult::Kind::Ok) {
+            // Rules that name users or fingerprints are decided now; their
+            // message-level quirks apply to the relay.
+            std::string fp = currentFingerprint();
+            auto d = cfg_->decide(conf::RuleQuery{address_, listener_.name, user_, fp}, today_);
+            if (d.rule != decision_.rule)
+              spdlog::info("rule{}{}{}", tag(), kv("rule", d.rule ? d.rule->name : "-"), kv("fingerprint", fp));
+            login_decision_ = d;
+          }
           run(front_->onLoginResult(r));
         }
       },
@@ -300,9 +343,17 @@ void Session::close(proto::CloseReason reason) {
   close_reason_ = reason;
   stats().close_reasons[static_cast<size_t>(reason)]++;
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_);
-  spdlog::info("disconnect{}{}{}{}{}", tag(), kv("reason", proto::closeReasonName(reason)),
+  std::string fp = currentFingerprint();
+  spdlog::info("disconnect{}{}{}{}{}{}", tag(), kv("reason", proto::closeReasonName(reason)),
                kv("duration_ms", static_cast<uint64_t>(ms.count())), kv("bytes_in", bytes_from_client_),
-               kv("bytes_out", bytes_from_backend_));
+               kv("bytes_out", bytes_from_backend_), kv("fingerprint", fp));
+  if (!quirk_uses_.empty()) {
+    int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                      std::chrono::system_clock::now().time_since_epoch()).count();
+    for (const auto& [q, use] : quirk_uses_)
+      server_.retirement().record(user_.empty() ? "-" : user_, ctx_.client_ip, fp, std::string(proto::quirkId(q)),
+                                  ctx_.rule_name.empty() ? "-" : ctx_.rule_name, use.first, use.second, now);
+  }
   if (up_) {
     bufferevent_free(up_);
     up_ = nullptr;
@@ -447,11 +498,8 @@ void Session::onDownEvent(short what) {
     int version = SSL_version(ssl);
     spdlog::info("tls{}{}{}{}{}", tag(), kv("side", "downstream"), kv("cipher", tls::describe(ssl)),
                  kv("sni", hello_.sni.empty() ? "-" : hello_.sni), kv("profile", tls::profileName(profile_)));
-    if (profile_ == tls::Profile::Legacy && version < TLS1_2_VERSION) {
-      stats().quirk_uses[static_cast<size_t>(proto::Quirk::TlsLegacyProtocols)]++;
-      spdlog::info("quirk{}{}{}{}", tag(), kv("quirk", proto::quirkId(proto::Quirk::TlsLegacyProtocols)),
-                   kv("rule", ctx_.rule_name), kv("detail", "negotiated " + tls::describe(ssl)));
-    }
+    if (profile_ == tls::Profile::Legacy && version < TLS1_2_VERSION)
+      noteQuirk(proto::Quirk::TlsLegacyProtocols, "negotiated " + tls::describe(ssl));
     if (state_ == State::TlsHandshake) {
       startFront();
     } else if (down_tls_pending_) {
@@ -522,6 +570,12 @@ void Session::logHandshakeFailure(const std::string& error) {
           "' requires TLSv1.2 (enable tls.legacy_protocols for this client's network to allow it)";
   } else if (!hello_.seen && error.find("wrong version number") != std::string::npos) {
     why = "client did not start TLS (plaintext on an implicit-TLS port?): " + error;
+  }
+  if (hello_.seen && hello_.max_version && hello_.max_version < TLS1_2_VERSION &&
+      decision_.retired.has(proto::Quirk::TlsLegacyProtocols)) {
+    why = "client offered only " + hello_.versions + "; tls.legacy_protocols for rule '" + ctx_.rule_name +
+          "' was retired on " + (decision_.rule && decision_.rule->sunset ? decision_.rule->sunset->toString() : "?");
+    noteQuirk(proto::Quirk::TlsLegacyProtocols, "retired: " + why);
   }
   spdlog::info("tls{}{}{}{}{}{}", tag(), kv("side", "downstream"), kv("result", "failed"),
                kv("offered", hello_.seen ? hello_.versions : "-"), kv("sni", hello_.sni.empty() ? "-" : hello_.sni),
@@ -714,6 +768,10 @@ void Session::enterRelay(proto::EnterRelay& r) {
   state_ = State::Relay;
   login_.reset();
   evtimer_del(up_timer_);
+  if (login_decision_) applyDecision(*login_decision_);
+  ctx_.user = user_;
+  ctx_.directory = server_.directory();
+  ctx_.display_name_fallback_local_part = cfg_->directory.fallback_local_part;
   filter_ = proto::makeRelayFilter(listener_.protocol, ctx_);
   last_activity_ = std::chrono::steady_clock::now();
   armTimer(cfg_->limits.idle_timeout_ms);

@@ -15,7 +15,10 @@
 #include <optional>
 #include <string>
 
+#include <map>
+
 #include "conf/config.h"
+#include "protocols/common/fingerprint.h"
 #include "protocols/common/phase.h"
 #include "tls/tls_context.h"
 
@@ -80,6 +83,10 @@ class Session {
   void closeWithNotice(proto::CloseReason reason);
 
   std::string tag() const;  // "session=... rip=..." prefix for log lines
+  void applyDecision(const conf::RuleDecision& d);
+  std::string currentFingerprint();
+  // Counts, logs and remembers (for the retirement report) one quirk use.
+  void noteQuirk(proto::Quirk q, const std::string& detail);
 
   static void downReadCb(bufferevent*, void* arg);
   static void downWriteCb(bufferevent*, void* arg);
@@ -101,6 +108,12 @@ class Session {
   proto::UpstreamContext up_ctx_;
   tls::Profile profile_ = tls::Profile::Modern;
   tls::HelloInfo hello_;  // filled by the ClientHello callback
+  conf::IpAddress address_;
+  conf::Date today_;
+  conf::RuleDecision decision_;                       // rules at connect time
+  std::optional<conf::RuleDecision> login_decision_;  // rules at login (user, fingerprint known)
+  proto::FingerprintInput fp_;
+  std::map<proto::Quirk, std::pair<uint64_t, uint64_t>> quirk_uses_;  // count, overdue
   std::unique_ptr<proto::FrontPhase> front_;
   std::unique_ptr<proto::UpstreamLogin> login_;
   std::unique_ptr<proto::RelayFilter> filter_;

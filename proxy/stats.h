@@ -28,6 +28,7 @@ namespace mailshim::proxy {
   X(auth_tempfail)                \
   X(bytes_downstream_in)          \
   X(bytes_upstream_in)            \
+  X(quirk_overdue_uses)           \
   X(reloads)                      \
   X(reload_failures)
 

@@ -36,6 +36,10 @@ key_file = $(toml_str "$LAB/privkey.pem")
 # The lab CA is private: tell the certificate audit to trust it.
 audit_ca_file = $(toml_str "$LAB/ca.pem")
 
+# Display names for smtp.display_name (address<TAB>name), as exported from iRedMail.
+[directory]
+file = $(toml_str "$LAB/directory.tsv")
+
 # ---- SMTP submission -> lab Postfix --------------------------------------
 [[listener]]
 name = "submission"
@@ -133,6 +137,15 @@ connect_timeout_ms = 5000
 name = "legacy-lan"
 networks = ["127.0.0.2/32"]
 quirks = ["plaintext_auth", "smtp.helo_normalize", "tls.legacy_protocols"]
+
+# 127.0.0.3: a legacy LAN whose rule has been retired (sunset passed, refuse).
+[[rule]]
+name = "retired-lan"
+networks = ["127.0.0.3/32"]
+quirks = ["plaintext_auth", "smtp.helo_normalize", "tls.legacy_protocols"]
+sunset = "2026-01-31"
+after_sunset = "refuse"
+message = "Plain-text login was retired on 2026-01-31. Set your mail program to SSL/TLS (ports 465, 993, 995): https://mail.example.test/help"
 
 [[rule]]
 name = "modern"
