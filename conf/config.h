@@ -70,6 +70,12 @@ struct Listener {
   // covered by a certificate (Outlook refuses a certificate without the name).
   std::vector<std::string> server_names;
   uint32_t sniff_timeout_ms = 200;  // tls = "auto": how long to wait for a ClientHello
+  // Load balancers (HAProxy send-proxy[-v2], LVS, cloud LBs) allowed to put a
+  // PROXY v1/v2 header in front of a connection. From these addresses the
+  // header is required (read within proxy_header_timeout_ms); from anyone
+  // else a PROXY header is refused.
+  std::vector<Cidr> trusted_proxies;
+  uint32_t proxy_header_timeout_ms = 3000;
 };
 
 struct Upstream {

@@ -214,7 +214,9 @@ class Loader {
   void readListener(const toml::table& t, Config& cfg) {
     Listener l;
     std::string what = "[[listener]]";
-    checkKeys(t, {"name", "protocol", "address", "port", "tls", "upstream", "server_names", "sniff_timeout_ms"}, what);
+    checkKeys(t, {"name", "protocol", "address", "port", "tls", "upstream", "server_names", "sniff_timeout_ms",
+                  "trusted_proxies", "proxy_header_timeout_ms"},
+              what);
     getString(t, "name", l.name, true, what);
     what = "[[listener]] '" + l.name + "'";
     readProtocol(t, l.protocol, what);
@@ -237,6 +239,16 @@ class Loader {
       for (const auto& n : l.server_names)
         if (!validHostName(n)) error(t["server_names"].node()->source(), what + ": '" + n + "' is not a host name");
     getUint(t, "sniff_timeout_ms", l.sniff_timeout_ms, 10, 5000, false, what);
+    std::vector<std::string> proxies;
+    if (getStringArray(t, "trusted_proxies", proxies, what)) {
+      for (const auto& p : proxies) {
+        if (auto c = Cidr::parse(p))
+          l.trusted_proxies.push_back(*c);
+        else
+          error(t["trusted_proxies"].node()->source(), what + ": '" + p + "' is not a network");
+      }
+    }
+    getUint(t, "proxy_header_timeout_ms", l.proxy_header_timeout_ms, 100, 60000, false, what);
     for (const auto& other : cfg.listeners) {
       if (other.name == l.name) error(t.source(), "duplicate listener name '" + l.name + "'");
       if (other.address == l.address && other.port == l.port)
@@ -288,9 +300,11 @@ class Loader {
         u.client_address = proto::ClientAddressMode::Xclient;
       else if (mode == "imap-id")
         u.client_address = proto::ClientAddressMode::ImapId;
+      else if (mode == "proxy-v2")
+        u.client_address = proto::ClientAddressMode::ProxyV2;
       else
         error(t["client_address"].node()->source(),
-              "client_address must be \"xclient\", \"imap-id\" or \"none\"");
+              "client_address must be \"xclient\", \"imap-id\", \"proxy-v2\" or \"none\"");
       if (u.client_address == proto::ClientAddressMode::ImapId && u.protocol != proto::Protocol::Imap)
         error(t["client_address"].node()->source(), "client_address = \"imap-id\" needs protocol = \"imap\"");
       if (u.client_address == proto::ClientAddressMode::Xclient && u.protocol == proto::Protocol::Imap)

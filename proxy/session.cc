@@ -10,6 +10,7 @@
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include <cstring>
 
 #include "protocols/common/fingerprint.h"
+#include "protocols/common/proxy_protocol.h"
 #include "protocols/common/secret.h"
 #include "protocols/common/text.h"
 #include "protocols/protocol_registry.h"
@@ -30,6 +32,7 @@ namespace {
 
 constexpr uint32_t kFlushTimeoutMs = 5000;  // how long a closing session waits for its last bytes to leave
 constexpr uint32_t kFlushPollMs = 10;
+constexpr uint32_t kHalfCloseLingerMs = 5000;  // after a client's half-close in the relay
 
 void setNoDelay(int fd) {
   int one = 1;
@@ -49,15 +52,41 @@ std::string sslErrorText(bufferevent* bev) {
   unsigned long e;
   char buf[256];
   while ((e = bufferevent_get_openssl_error(bev)) != 0) {
+    // libevent also queues its SSL_get_error() code here (lib 0): not a reason.
+    if (ERR_GET_LIB(e) == 0) continue;
     ERR_error_string_n(e, buf, sizeof buf);
     if (!out.empty()) out += "; ";
     out += buf;
+  }
+  if (SSL* ssl = bufferevent_openssl_get_ssl(bev)) {
+    long verify = SSL_get_verify_result(ssl);
+    if (verify != X509_V_OK) {
+      if (!out.empty()) out += "; ";
+      out += std::string("certificate: ") + X509_verify_cert_error_string(verify);
+      if (verify == X509_V_ERR_HOSTNAME_MISMATCH || verify == X509_V_ERR_IP_ADDRESS_MISMATCH) {
+        const char* expected = X509_VERIFY_PARAM_get0_host(SSL_get0_param(ssl), 0);
+        if (expected) out += std::string(" (expected '") + expected + "')";
+      }
+    }
   }
   if (out.empty()) {
     int err = EVUTIL_SOCKET_ERROR();
     out = err ? std::strerror(err) : "connection closed during handshake";
   }
   return out;
+}
+
+// Frees a backend bufferevent. A TLS leg that completed its handshake is
+// marked as shut down first: OpenSSL otherwise treats the session as broken
+// and refuses to resume it, and every client session would pay a full
+// handshake toward the backend.
+void freeUpstream(bufferevent*& bev, bool tls_up) {
+  if (!bev) return;
+  if (tls_up) {
+    if (SSL* ssl = bufferevent_openssl_get_ssl(bev)) SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+  }
+  bufferevent_free(bev);
+  bev = nullptr;
 }
 
 spdlog::level::level_enum levelOf(proto::LogNote::Level l) {
@@ -86,8 +115,8 @@ Session::Session(Server& server, conf::ConfigConstSharedPtr cfg, tls::TlsContext
   ctx_.starttls_available = listener_.tls != conf::ListenerTls::Implicit;
   today_ = conf::Date::today();
   if (auto addr = conf::IpAddress::parse(ctx_.client_ip)) address_ = *addr;
-  applyDecision(cfg_->decide(conf::RuleQuery{address_, listener_.name, std::nullopt, std::nullopt}, today_));
-  profile_ = decision_.legacy_tls ? tls::Profile::Legacy : tls::Profile::Modern;
+  for (const auto& net : listener_.trusted_proxies) via_proxy_ = via_proxy_ || net.contains(address_);
+  classify();
   fp_.protocol = std::string(proto::protocolName(listener_.protocol));
   ctx_.max_line_bytes = cfg_->limits.max_line_bytes;
   ctx_.max_errors = cfg_->limits.max_errors;
@@ -108,7 +137,12 @@ Session::Session(Server& server, conf::ConfigConstSharedPtr cfg, tls::TlsContext
 
   event_base* base = server_.base();
   setNoDelay(fd);
-  if (ctx_.client_tls) {
+  if (via_proxy_) {
+    // A trusted load balancer: its PROXY header comes first, in plaintext,
+    // even on implicit-TLS listeners; TLS is stacked once it has been read.
+    down_ = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    state_ = State::ProxyHeader;
+  } else if (ctx_.client_tls) {
     SSL* ssl = tls_->newServerSsl(profile_, &hello_);
     down_ = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                            BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
@@ -124,6 +158,11 @@ Session::Session(Server& server, conf::ConfigConstSharedPtr cfg, tls::TlsContext
   destroy_ev_ = event_new(base, -1, 0, destroyCb, this);
   stats().sessions_accepted++;
   stats().sessions_active++;
+}
+
+void Session::classify() {
+  applyDecision(cfg_->decide(conf::RuleQuery{address_, listener_.name, std::nullopt, std::nullopt}, today_));
+  profile_ = decision_.legacy_tls ? tls::Profile::Legacy : tls::Profile::Modern;
 }
 
 void Session::applyDecision(const conf::RuleDecision& d) {
@@ -155,7 +194,7 @@ void Session::noteQuirk(proto::Quirk q, const std::string& detail) {
 }
 
 Session::~Session() {
-  if (up_) bufferevent_free(up_);
+  freeUpstream(up_, up_tls_);
   if (down_) bufferevent_free(down_);
   if (timer_) event_free(timer_);
   if (up_timer_) event_free(up_timer_);
@@ -169,17 +208,100 @@ std::string Session::tag() const {
          (user_.empty() ? std::string() : kv("user", user_));
 }
 
-void Session::start() {
-  spdlog::info("connect{}{}{}{}{}{}{}{}{}", kv("session", ctx_.session_id), kv("listener", listener_.name),
+void Session::logConnect() {
+  spdlog::info("connect{}{}{}{}{}{}{}{}{}{}", kv("session", ctx_.session_id), kv("listener", listener_.name),
                kv("proto", proto::protocolName(listener_.protocol)), kv("rip", ctx_.client_ip),
                kv("rport", ctx_.client_port), kv("lip", ctx_.local_ip), kv("lport", ctx_.local_port),
-               kv("rule", ctx_.rule_name.empty() ? "-" : ctx_.rule_name), kv("quirks", ctx_.quirks.toString()));
+               kv("rule", ctx_.rule_name.empty() ? "-" : ctx_.rule_name), kv("quirks", ctx_.quirks.toString()),
+               via_proxy_ ? kv("proxy", proxy_ip_) : std::string());
+}
+
+void Session::start() {
   if (!upstream_) {
     spdlog::error("internal{} no upstream for listener {}", tag(), listener_.name);
     close(proto::CloseReason::Internal);
     return;
   }
   bufferevent_enable(down_, EV_READ | EV_WRITE);
+  if (state_ == State::ProxyHeader) {
+    proxy_ip_ = ctx_.client_ip;
+    armTimer(listener_.proxy_header_timeout_ms);
+    return;
+  }
+  logConnect();
+  beginClient();
+}
+
+void Session::onProxyHeader(bool timed_out) {
+  evbuffer* in = bufferevent_get_input(down_);
+  std::string error;
+  if (timed_out) {
+    error = "no PROXY header within " + std::to_string(listener_.proxy_header_timeout_ms) + " ms";
+  } else {
+    size_t n = evbuffer_get_length(in);
+    size_t want = std::min<size_t>(n, proto::ProxyHeaderDecoder::kMaxV2Bytes);
+    std::string head(want, '\0');
+    evbuffer_copyout(in, head.data(), want);
+    size_t consumed = 0;
+    proto::ProxyAddresses a;
+    switch (proto::ProxyHeaderDecoder().decode(head, consumed, a, error)) {
+      case proto::ProxyHeaderDecoder::Status::NeedMore:
+        return;  // wait for more (the timer bounds it)
+      case proto::ProxyHeaderDecoder::Status::Error:
+        break;
+      case proto::ProxyHeaderDecoder::Status::Done:
+        evbuffer_drain(in, consumed);
+        evtimer_del(timer_);
+        if (!a.local) {
+          ctx_.client_ip = a.src_ip;
+          ctx_.client_port = a.src_port;
+          ctx_.local_ip = a.dst_ip;
+          ctx_.local_port = a.dst_port;
+          if (auto addr = conf::IpAddress::parse(a.src_ip)) {
+            address_ = *addr;
+            ctx_.client_ip = addr->toString();  // ::ffff:a.b.c.d -> a.b.c.d
+          }
+          classify();
+        }
+        logConnect();
+        beginClient();
+        return;
+    }
+  }
+  stats().proxy_header_errors++;
+  spdlog::warn("proxy{}{}{}", kv("session", ctx_.session_id), kv("from", proxy_ip_), kv("error", error));
+  close(timed_out ? proto::CloseReason::Timeout : proto::CloseReason::ClientError);
+}
+
+bool Session::rejectUntrustedProxyHeader(std::string_view first) {
+  bool v1 = first.size() >= 6 && first.substr(0, 6) == "PROXY ";
+  bool v2 = first.size() >= 12 && proto::ProxyHeaderDecoder::looksLikeHeader(first.substr(0, 12));
+  if (!v1 && !v2) return false;
+  stats().proxy_header_errors++;
+  spdlog::warn("proxy{}{}", tag(), kv("error", "PROXY header from an address not in trusted_proxies; refused"));
+  close(proto::CloseReason::ClientError);
+  return true;
+}
+
+void Session::beginClient() {
+  if (state_ == State::ProxyHeader) {
+    // The PROXY header has been read from a plain socket: decide now how the
+    // client's own bytes are to be read.
+    bool pending = evbuffer_get_length(bufferevent_get_input(down_)) > 0;
+    if (ctx_.client_tls) {
+      if (!wrapDownstreamTls()) return;
+      state_ = State::TlsHandshake;
+    } else if (listener_.tls == conf::ListenerTls::Auto) {
+      state_ = State::Sniffing;
+      armTimer(listener_.sniff_timeout_ms);
+      if (pending) onSniff(false);
+      return;
+    } else {
+      startFront();
+      if (pending && state_ == State::Front) onDownRead();
+      return;
+    }
+  }
   if (state_ == State::TlsHandshake) {
     armTimer(ctx_.preauth_timeout_ms);  // bounds the handshake too
     return;
@@ -221,6 +343,12 @@ void Session::onSniff(bool timed_out) {
       armTimer(ctx_.preauth_timeout_ms);
       return;
     }
+  }
+  if (!timed_out) {
+    size_t n = std::min<size_t>(evbuffer_get_length(in), 12);
+    std::string head(n, '\0');
+    evbuffer_copyout(in, head.data(), n);
+    if (rejectUntrustedProxyHeader(head)) return;
   }
   // Silence, or a client that talks first in plaintext: greet, then treat
   // what it sent as pipelined input.
@@ -303,8 +431,7 @@ void Session::execute(proto::Action& action) {
                       kv("reply", r.code.empty() && r.text.empty() ? "-" : (r.code + " " + r.text)));
           bool unreachable = r.kind == proto::LoginResult::Kind::TempFail && r.code.empty();
           if (unreachable && up_) {
-            bufferevent_free(up_);
-            up_ = nullptr;
+            freeUpstream(up_, false);
             login_.reset();
             up_connected_ = up_tls_ = up_tls_pending_ = false;
           }
@@ -354,14 +481,14 @@ void Session::close(proto::CloseReason reason) {
       server_.retirement().record(user_.empty() ? "-" : user_, ctx_.client_ip, fp, std::string(proto::quirkId(q)),
                                   ctx_.rule_name.empty() ? "-" : ctx_.rule_name, use.first, use.second, now);
   }
-  if (up_) {
-    bufferevent_free(up_);
-    up_ = nullptr;
-  }
+  freeUpstream(up_, up_tls_);
   evtimer_del(up_timer_);
   if (down_) {
     bufferevent_disable(down_, EV_READ);
-    if (pendingDownOutput() > 0) {
+    // A client that is gone (reset, error) cannot receive anything more.
+    bool client_gone = reason == proto::CloseReason::ClientError ||
+                       (reason == proto::CloseReason::ClientEof && !client_eof_);
+    if (!client_gone && pendingDownOutput() > 0) {
       // Let the final reply leave: downWriteCb and a short poll (a TLS filter
       // hands its records to the socket bufferevent below it, whose drain we
       // are not told about) destroy the session once nothing is pending, or
@@ -431,6 +558,9 @@ void Session::onTimer() {
         armTimer(kFlushPollMs);
       }
       return;
+    case State::ProxyHeader:
+      onProxyHeader(true);
+      return;
     case State::Sniffing:
       onSniff(true);
       return;
@@ -439,6 +569,10 @@ void Session::onTimer() {
       close(proto::CloseReason::Timeout);
       return;
     case State::Relay: {
+      if (client_eof_) {  // the backend did not close after the client's half-close
+        close(proto::CloseReason::ClientEof);
+        return;
+      }
       auto idle = std::chrono::steady_clock::now() - last_activity_;
       auto limit = std::chrono::milliseconds(cfg_->limits.idle_timeout_ms);
       if (idle < limit) {
@@ -474,6 +608,10 @@ void Session::downWriteCb(bufferevent* bev, void* arg) {
 void Session::downEventCb(bufferevent*, short what, void* arg) { static_cast<Session*>(arg)->onDownEvent(what); }
 
 void Session::onDownRead() {
+  if (state_ == State::ProxyHeader) {
+    onProxyHeader(false);
+    return;
+  }
   if (state_ == State::Sniffing) {
     onSniff(false);
     return;
@@ -484,6 +622,7 @@ void Session::onDownRead() {
   }
   std::string bytes = drain(down_);
   if (state_ == State::Closing || bytes.empty()) return;
+  if (bytes_from_client_ == 0 && rejectUntrustedProxyHeader(bytes)) return;
   bytes_from_client_ += bytes.size();
   stats().bytes_downstream_in += bytes.size();
   run(front_->onDownstreamData(bytes));
@@ -504,6 +643,7 @@ void Session::onDownEvent(short what) {
       startFront();
     } else if (down_tls_pending_) {
       down_tls_pending_ = false;
+      ctx_.client_tls = true;
       run(front_->onDownstreamTls());
     }
     return;
@@ -518,9 +658,15 @@ void Session::onDownEvent(short what) {
     return;
   }
   if (what & BEV_EVENT_EOF) {
-    if (state_ == State::Relay) {
-      // Deliver what the client sent before closing (e.g. a final QUIT) is not
-      // needed: the backend sees the close. Close both sides.
+    if (state_ == State::Relay && up_ && !client_eof_) {
+      // Half-close (e.g. `printf 'QUIT\r\n' | nc`): the client may still be
+      // reading. Forward what it sent, then give the backend a moment to
+      // answer and close; the idle timer bounds the wait.
+      client_eof_ = true;
+      if (evbuffer_get_length(bufferevent_get_input(down_))) relayDownToUp();
+      bufferevent_disable(down_, EV_READ);
+      armTimer(kHalfCloseLingerMs);
+      return;
     }
     close(proto::CloseReason::ClientEof);
   } else if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
@@ -670,6 +816,22 @@ void Session::onUpEvent(short what) {
       }
       return;
     }
+    if (upstream_->client_address == proto::ClientAddressMode::ProxyV2) {
+      // PROXY v2 first, in plaintext, before any TLS: the backend learns the
+      // real client (and, via the SSL TLV, that the client leg was TLS).
+      std::string tls_version;
+      if (ctx_.client_tls && down_) {
+        SSL* ssl = bufferevent_openssl_get_ssl(down_);
+        if (ssl) tls_version = SSL_get_version(ssl);
+      }
+      std::string header =
+          proto::encodeProxyV2(ctx_.client_ip, ctx_.client_port, ctx_.local_ip, ctx_.local_port, tls_version);
+      if (header.empty()) {
+        upstreamFailed("cannot encode a PROXY v2 header for " + ctx_.client_ip, false);
+        return;
+      }
+      bufferevent_write(up_, header.data(), header.size());
+    }
     if (upstream_->tls == proto::UpstreamTls::Implicit) {
       startUpstreamTls();
       return;
@@ -711,10 +873,7 @@ void Session::upstreamFailed(const std::string& why, bool tls_problem) {
   if (state_ == State::Closing) return;
   if (!up_connected_) stats().upstream_connect_failures++;
   spdlog::warn("upstream{}{}{}", tag(), kv("upstream", upstream_ ? upstream_->name : "-"), kv("error", why));
-  if (up_) {
-    bufferevent_free(up_);
-    up_ = nullptr;
-  }
+  freeUpstream(up_, up_tls_);
   evtimer_del(up_timer_);
   login_.reset();
   up_connected_ = up_tls_ = up_tls_pending_ = false;

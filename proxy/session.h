@@ -45,7 +45,7 @@ class Session {
   const std::string& id() const { return ctx_.session_id; }
 
  private:
-  enum class State { Sniffing, TlsHandshake, Front, Login, Relay, Closing };
+  enum class State { ProxyHeader, Sniffing, TlsHandshake, Front, Login, Relay, Closing };
 
   void run(proto::Actions&& actions);
   void execute(proto::Action& action);
@@ -60,6 +60,11 @@ class Session {
   void startDownstreamTls(bool implicit);
   bool wrapDownstreamTls();  // stacks an OpenSSL filter on down_
   void startFront();
+  void classify();       // connect-time rules and TLS profile for the client address
+  void logConnect();
+  void beginClient();    // after accept (or the PROXY header): TLS, sniff or greeting
+  void onProxyHeader(bool timed_out);
+  bool rejectUntrustedProxyHeader(std::string_view first);  // true: closed
   void onSniff(bool timed_out);
   void logHandshakeFailure(const std::string& error);
   // upstream
@@ -109,6 +114,8 @@ class Session {
   tls::Profile profile_ = tls::Profile::Modern;
   tls::HelloInfo hello_;  // filled by the ClientHello callback
   conf::IpAddress address_;
+  bool via_proxy_ = false;  // connection from a trusted load balancer
+  std::string proxy_ip_;
   conf::Date today_;
   conf::RuleDecision decision_;                       // rules at connect time
   std::optional<conf::RuleDecision> login_decision_;  // rules at login (user, fingerprint known)
@@ -128,7 +135,8 @@ class Session {
   bool up_tls_ = false;          // upstream leg is TLS now
   bool up_tls_pending_ = false;  // upstream handshake in progress
   bool down_tls_pending_ = false;
-  bool login_pending_ = false;   // an Authenticate awaits its LoginDone
+  bool login_pending_ = false;
+  bool client_eof_ = false;      // client half-closed during the relay   // an Authenticate awaits its LoginDone
   bool down_paused_ = false;  // reading paused by backpressure
   bool up_paused_ = false;
   bool destroying_ = false;

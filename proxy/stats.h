@@ -29,6 +29,7 @@ namespace mailshim::proxy {
   X(bytes_downstream_in)          \
   X(bytes_upstream_in)            \
   X(quirk_overdue_uses)           \
+  X(proxy_header_errors)          \
   X(reloads)                      \
   X(reload_failures)
 

@@ -38,6 +38,12 @@ std::string subjectOf(X509* x) {
   return buf;
 }
 
+std::string issuerOf(X509* x) {
+  char buf[512] = {};
+  X509_NAME_oneline(X509_get_issuer_name(x), buf, sizeof buf);
+  return buf;
+}
+
 bool isPublicAddress(const std::string& address) {
   auto ip = conf::IpAddress::parse(address);
   if (!ip) return true;
@@ -114,14 +120,15 @@ void auditOne(const conf::CertificateFiles& files, const conf::TlsSettings& sett
     for (size_t i = 1; i < chain.size(); ++i) sk_X509_push(untrusted, chain[i].get());
     X509_STORE_CTX* sctx = X509_STORE_CTX_new();
     if (loaded && sctx && X509_STORE_CTX_init(sctx, store, leaf, untrusted) == 1) {
-      X509_STORE_CTX_set_time(sctx, 0, t);
+      // Validity dates are audited above; here only the path matters.
       X509_VERIFY_PARAM_set_flags(X509_STORE_CTX_get0_param(sctx), X509_V_FLAG_NO_CHECK_TIME);
       if (X509_verify_cert(sctx) != 1) {
         int code = X509_STORE_CTX_get_error(sctx);
         if (code == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY || code == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT)
-          err(name + ": chain incomplete: no issuer found for '" +
-              subjectOf(X509_STORE_CTX_get_current_cert(sctx)) +
-              "'; add the intermediate certificate(s) after the leaf (Let's Encrypt: fullchain.pem, not cert.pem)" +
+          err(name + ": chain incomplete: the issuer '" + issuerOf(X509_STORE_CTX_get_current_cert(sctx)) +
+              "' of '" + subjectOf(X509_STORE_CTX_get_current_cert(sctx)) +
+              "' is neither in the file nor trusted; add the intermediate certificate(s) after the leaf "
+              "(Let's Encrypt: fullchain.pem, not cert.pem)" +
               (settings.audit_ca_file.empty() ? "" : ", or check [tls] audit_ca_file"));
         else
           err(name + ": chain does not verify: " + X509_verify_cert_error_string(code));

@@ -244,6 +244,7 @@ SslCtxPtr newServerCtx(const TlsContexts* owner, const conf::TlsSettings& settin
   SSL_CTX_set_mode(s, SSL_MODE_RELEASE_BUFFERS);
   SSL_CTX_set_session_id_context(s, reinterpret_cast<const unsigned char*>("mailshim"), 8);
   SSL_CTX_set_num_tickets(s, 1);
+  SSL_CTX_set_dh_auto(s, 1);  // ffdhe2048+ for the DHE suites of the Mozilla list
   SSL_CTX_set_tlsext_ticket_key_evp_cb(s, ticketKeyCb);
   SSL_CTX_set_client_hello_cb(s, onClientHello, const_cast<TlsContexts*>(owner));
   TicketKeys::instance().setLifetime(std::chrono::seconds(settings.ticket_key_rotation_s));
@@ -302,6 +303,17 @@ bool nameMatches(const std::string& pattern, const std::string& name) {
   return false;
 }
 
+int certificateKeyType(const std::string& cert_file) {
+  FILE* f = std::fopen(cert_file.c_str(), "r");
+  if (!f) return 0;
+  X509* x = PEM_read_X509(f, nullptr, nullptr, nullptr);
+  std::fclose(f);
+  if (!x) return 0;
+  int type = EVP_PKEY_get_base_id(X509_get0_pubkey(x));
+  X509_free(x);
+  return type;
+}
+
 std::set<std::string> certificateNames(const std::string& cert_file) {
   std::set<std::string> names;
   FILE* f = std::fopen(cert_file.c_str(), "r");
@@ -345,26 +357,41 @@ std::shared_ptr<const TlsContexts> TlsContexts::build(const conf::Config& cfg, s
   all.push_back({cfg.tls.cert_file, cfg.tls.key_file});
   all.insert(all.end(), cfg.tls.extra.begin(), cfg.tls.extra.end());
   for (const auto& files : all) {
-    auto names = certificateNames(files.cert_file);
-    if (names.empty()) {
+    Cert c;
+    c.files = files;
+    c.names = certificateNames(files.cert_file);
+    c.key_type = certificateKeyType(files.cert_file);
+    if (c.names.empty() || c.key_type == 0) {
       errors.push_back("cannot read a certificate (or any name in it) from '" + files.cert_file + "': " + drainErrors());
       return nullptr;
     }
-    Group* group = nullptr;
-    for (auto& g : out->groups_)
-      if (g.names == names) group = &g;
-    if (!group) {
-      Group g;
-      g.names = names;
-      g.ctx = newServerCtx(out.get(), cfg.tls);
-      if (!g.ctx) {
-        errors.push_back("SSL_CTX_new failed: " + drainErrors());
-        return nullptr;
-      }
-      out->groups_.push_back(std::move(g));
-      group = &out->groups_.back();
+    out->certs_.push_back(std::move(c));
+  }
+  // The default context: the [tls] certificate, plus, for each other key
+  // type, the first certificate that shares a name with it.
+  std::vector<size_t> defaults{0};
+  for (size_t i = 1; i < out->certs_.size(); ++i) {
+    bool have_type = false;
+    for (size_t d : defaults) have_type = have_type || out->certs_[d].key_type == out->certs_[i].key_type;
+    bool shares = false;
+    for (const auto& n : out->certs_[i].names) shares = shares || out->certs_[0].names.count(n);
+    if (!have_type && shares) defaults.push_back(i);
+  }
+  std::vector<std::vector<size_t>> selections{defaults};
+  for (const auto& c : out->certs_)
+    for (const auto& n : c.names) {
+      auto sel = out->selectionFor(n);
+      if (std::find(selections.begin(), selections.end(), sel) == selections.end()) selections.push_back(sel);
     }
-    if (!loadPair(group->ctx.get(), files.cert_file, files.key_file, errors)) return nullptr;
+  for (auto& sel : selections) {
+    SslCtxPtr ctx = newServerCtx(out.get(), cfg.tls);
+    if (!ctx) {
+      errors.push_back("SSL_CTX_new failed: " + drainErrors());
+      return nullptr;
+    }
+    for (size_t i : sel)
+      if (!loadPair(ctx.get(), out->certs_[i].files.cert_file, out->certs_[i].files.key_file, errors)) return nullptr;
+    out->contexts_.emplace_back(std::move(sel), std::move(ctx));
   }
 
   for (const auto& up : cfg.upstreams) {
@@ -403,15 +430,44 @@ TlsContexts::~TlsContexts() {
     if (c) freeCachedSession(c.get());
 }
 
+std::vector<size_t> TlsContexts::selectionFor(const std::string& name) const {
+  std::vector<size_t> sel;
+  std::vector<int> types;
+  // Exact names win over wildcards, then config order.
+  for (int pass = 0; pass < 2; ++pass) {
+    for (size_t i = 0; i < certs_.size(); ++i) {
+      if (std::find(types.begin(), types.end(), certs_[i].key_type) != types.end()) continue;
+      bool hit = pass == 0 ? certs_[i].names.count(name) > 0 : false;
+      if (pass == 1)
+        for (const auto& n : certs_[i].names) hit = hit || nameMatches(n, name);
+      if (hit) {
+        sel.push_back(i);
+        types.push_back(certs_[i].key_type);
+      }
+    }
+  }
+  std::sort(sel.begin(), sel.end());
+  return sel;
+}
+
+SSL_CTX* TlsContexts::contextFor(const std::vector<size_t>& selection) const {
+  for (const auto& [sel, ctx] : contexts_)
+    if (sel == selection) return ctx.get();
+  return nullptr;
+}
+
 SSL_CTX* TlsContexts::contextForName(const std::string& sni) const {
-  for (const auto& g : groups_)
-    for (const auto& n : g.names)
-      if (nameMatches(n, sni)) return g.ctx.get();
-  return nullptr;  // unknown name: stay on the default
+  auto sel = selectionFor(sni);
+  if (sel.empty()) return nullptr;  // unknown name: stay on the default
+  if (SSL_CTX* ctx = contextFor(sel)) return ctx;
+  // A wildcard mix not precomputed: the context of the first covering certificate.
+  for (const auto& [s, ctx] : contexts_)
+    if (std::find(s.begin(), s.end(), sel.front()) != s.end()) return ctx.get();
+  return nullptr;
 }
 
 SSL* TlsContexts::newServerSsl(Profile profile, HelloInfo* hello) const {
-  SSL* ssl = SSL_new(groups_.front().ctx.get());
+  SSL* ssl = SSL_new(contexts_.front().second.get());
   if (!ssl) return nullptr;
   if (hello) {
     hello->profile = profile;

@@ -76,11 +76,20 @@ class TlsContexts {
   SSL_CTX* contextForName(const std::string& sni) const;
 
  private:
-  struct Group {
-    std::set<std::string> names;  // lowercase SAN DNS names (may start with "*.")
-    SslCtxPtr ctx;
+  // One loaded certificate (leaf + chain + key) from the config.
+  struct Cert {
+    conf::CertificateFiles files;
+    std::set<std::string> names;  // lowercase SAN DNS/IP names (may start with "*.")
+    int key_type = 0;             // EVP_PKEY_RSA, EVP_PKEY_EC, ...
   };
-  std::vector<Group> groups_;  // groups_[0] is the default
+  // For a host name: per key type, the first certificate (config order) that
+  // covers it. An RSA and an ECDSA certificate can then share a context even
+  // when one of them names more hosts than the other.
+  std::vector<size_t> selectionFor(const std::string& name) const;
+  SSL_CTX* contextFor(const std::vector<size_t>& selection) const;
+
+  std::vector<Cert> certs_;
+  std::vector<std::pair<std::vector<size_t>, SslCtxPtr>> contexts_;  // [0] is the default
   std::vector<SslCtxPtr> clients_;
 };
 
@@ -91,6 +100,8 @@ void applyProfile(SSL* ssl, Profile profile);
 
 // Names a certificate is valid for (SAN DNS entries, lowercase; CN if no SAN).
 std::set<std::string> certificateNames(const std::string& cert_file);
+// EVP_PKEY_RSA / EVP_PKEY_EC / ... of a certificate's key (0 if unreadable).
+int certificateKeyType(const std::string& cert_file);
 // True if `name` is covered by `pattern` (exact, or "*.example.test" for one label).
 bool nameMatches(const std::string& pattern, const std::string& name);
 

@@ -161,9 +161,17 @@ void SmtpUpstreamLogin::onReply(const Reply& r) {
     }
     case State::Xclient:
       if (r.code == 220) {
-        // Postfix starts a new session after XCLIENT: greet it again.
+        // Postfix starts a new session after XCLIENT: greet it again, with
+        // the client's own (normalised) HELO — a new EHLO replaces the HELO=
+        // attribute, and Postfix's Received: header and HELO checks must see
+        // the client's name, not mailshim's (as nginx mail does).
         stage_ = EhloStage::AfterXclient;
-        sendEhlo();
+        if (!xclient_helo_.empty()) {
+          state_ = State::Ehlo;
+          sendCommand("EHLO " + xclient_helo_ + "\r\n");
+        } else {
+          sendEhlo();
+        }
         return;
       }
       acts_.push_back(LogNote{LogNote::Level::Warn, std::string(kXclientRefused) + " (" + describe(r) + ")"});
@@ -299,6 +307,8 @@ void SmtpUpstreamLogin::advance() {
                                                             logSafe(p.helo, 80)});
         p.helo.clear();
       }
+      // The EHLO after XCLIENT carries the client's name when it is a plain token.
+      xclient_helo_ = (!p.helo.empty() && printableToken(p.helo)) ? p.helo : std::string();
       if (auto line = formatXclient(p, *allowed)) {
         state_ = State::Xclient;
         sendCommand(std::move(*line));

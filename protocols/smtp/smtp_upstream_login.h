@@ -80,6 +80,7 @@ class SmtpUpstreamLogin final : public UpstreamLogin {
   SessionContext ctx_;
   UpstreamContext up_;
   std::string helo_name_;
+  std::string xclient_helo_;  // client HELO for the EHLO after XCLIENT ("" = use helo_name_)
   ReplyParser parser_;
   State state_ = State::Idle;
   EhloStage stage_ = EhloStage::Initial;

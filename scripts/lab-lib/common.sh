@@ -35,6 +35,11 @@ LAB_IMAP_PORT=$((20143 + OFF))    # Dovecot imap (STARTTLS)
 LAB_IMAPS_PORT=$((20993 + OFF))   # Dovecot imaps
 LAB_POP3_PORT=$((20110 + OFF))    # Dovecot pop3 (STLS)
 LAB_POP3S_PORT=$((20995 + OFF))   # Dovecot pop3s
+# Backends that take a PROXY v2 header from mailshim instead of XCLIENT / ID
+# (Postfix smtpd_upstream_proxy_protocol = haproxy, Dovecot haproxy = yes).
+LAB_SMTP_PROXY_PORT=$((20588 + OFF))
+LAB_IMAP_PROXY_PORT=$((20144 + OFF))
+LAB_POP3_PROXY_PORT=$((20111 + OFF))
 # mailshim front ports (mailshim itself is started by its own tooling).
 MS_SMTP_PORT=$((10587 + OFF))
 MS_SMTPS_PORT=$((10465 + OFF))

@@ -92,6 +92,8 @@ auth_mechanisms = PLAIN LOGIN
 
 # The ONLY trust line for mailshim (its source address). Not in stock iRedMail.
 login_trusted_networks = $MAILSHIM_SOURCE_ADDRESS
+# PROXY v2 headers are accepted (on the haproxy = yes listeners) from mailshim only.
+haproxy_trusted_networks = $MAILSHIM_SOURCE_ADDRESS
 
 # ---- mail storage ---------------------------------------------------------
 mail_uid = $vuid
@@ -191,6 +193,11 @@ service imap-login {
     port = $LAB_IMAPS_PORT
     ssl = yes
   }
+  inet_listener imap_proxy {
+    address = $LAB_HOST
+    port = $LAB_IMAP_PROXY_PORT
+    haproxy = yes
+  }
   service_count = 1
   process_limit = 500
 }
@@ -203,6 +210,11 @@ service pop3-login {
     address = $LAB_HOST
     port = $LAB_POP3S_PORT
     ssl = yes
+  }
+  inet_listener pop3_proxy {
+    address = $LAB_HOST
+    port = $LAB_POP3_PROXY_PORT
+    haproxy = yes
   }
   service_count = 1
 }

@@ -144,6 +144,14 @@ CF
   -o smtpd_sasl_auth_enable=yes
   -o smtpd_client_restrictions=permit_sasl_authenticated,reject
   -o smtpd_authorized_xclient_hosts=$MAILSHIM_SOURCE_ADDRESS
+# Submission behind a PROXY-protocol sender (mailshim client_address = "proxy-v2",
+# or HAProxy send-proxy-v2): Postfix reads the client address from the header.
+127.0.0.1:$LAB_SMTP_PROXY_PORT inet n - n - - smtpd
+  -o syslog_name=postfix/submission-proxy
+  -o smtpd_upstream_proxy_protocol=haproxy
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_client_restrictions=permit_sasl_authenticated,reject
 # iRedMail adds '-o content_filter=smtp-amavis:[127.0.0.1]:10026' to both: no amavisd in the lab.
 pickup     unix  n - n 60   1 pickup
 cleanup    unix  n - n -    0 cleanup

@@ -280,6 +280,10 @@ TEST_P(SmtpUpstream, XclientIpv6HeloProtoSmtpAndAdvertisedSubset) {
   std::string post = "250-mx.backend.test\r\n250-AUTH PLAIN\r\n250-XCLIENT ADDR HELO PROTO\r\n250 DSN\r\n";
   toReady(s, post);
   EXPECT_EQ(s.lastCommand(), "XCLIENT ADDR=IPV6:2001:db8::42 HELO=[IPv6:2001:db8::42] PROTO=SMTP\r\n");
+  // Postfix starts over after XCLIENT; the EHLO that follows carries the
+  // client's HELO (a new EHLO replaces XCLIENT's HELO=), not mailshim's name.
+  s.reply("220 mx.backend.test ESMTP\r\n");
+  EXPECT_EQ(s.lastCommand(), "EHLO [IPv6:2001:db8::42]\r\n");
 }
 
 TEST_P(SmtpUpstream, XclientInsufficientAuthorization) {
