@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstring>
 #include <fstream>
+#include <sstream>
 
 namespace mailshim::conf {
 namespace {
@@ -100,6 +102,26 @@ TEST(ConfigLoader, DuplicateListenerAddress) {
   auto r = loadConfigString(baseConfig("[[listener]]\nname = \"two\"\nprotocol = \"smtp\"\naddress = \"127.0.0.1\"\n"
                                        "port = 10587\nupstream = \"pf\"\n"));
   EXPECT_TRUE(anyErrorContains(r, "same address and port"));
+}
+
+// The documented example must stay a valid config (its certificate paths
+// are swapped for readable files; everything else is checked as written).
+TEST(ConfigLoader, ExampleConfigIsValid) {
+  std::ifstream in(std::string(MAILSHIM_SOURCE_DIR) + "/conf/mailshim.example.toml");
+  ASSERT_TRUE(in);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string text = ss.str();
+  for (const char* path : {"/etc/letsencrypt/live/mail.example.test/fullchain.pem",
+                           "/etc/letsencrypt/live/mail.example.test/privkey.pem",
+                           "/etc/ssl/certs/ca-certificates.crt"}) {
+    for (size_t pos; (pos = text.find(path)) != std::string::npos;) text.replace(pos, std::strlen(path), readableFile());
+  }
+  auto r = loadConfigString(text, "mailshim.example.toml");
+  ASSERT_TRUE(r.ok()) << (r.errors.empty() ? "" : r.errors[0]);
+  EXPECT_EQ(r.config->listeners.size(), 6u);
+  EXPECT_EQ(r.config->rules.size(), 1u);
+  EXPECT_TRUE(r.config->rules[0].sunset.has_value());
 }
 
 TEST(Rules, FirstMatchWins) {
