@@ -65,7 +65,7 @@ struct Listener {
   std::string address;
   uint16_t port = 0;
   ListenerTls tls = ListenerTls::Starttls;
-  std::string upstream;  // name of an Upstream
+  std::string upstream;  // name of an Upstream or a Pool
   // Host names clients are told to use; --check-config requires each to be
   // covered by a certificate (Outlook refuses a certificate without the name).
   std::vector<std::string> server_names;
@@ -105,6 +105,22 @@ struct Date {
 };
 
 enum class AfterSunset : uint8_t { Refuse, Warn };
+
+// Several upstreams of one protocol behind one name. Health-checked; new
+// sessions go to healthy members only. With affinity = "user" (IMAP/POP3) a
+// user always lands on the same healthy member (rendezvous hashing of the
+// login), so a user's sessions meet on one Dovecot, as Dovecot's director
+// arranges; with "none" members are used in order (failover).
+struct Pool {
+  std::string name;
+  proto::Protocol protocol = proto::Protocol::Smtp;
+  std::vector<std::string> upstreams;
+  bool user_affinity = false;
+  uint32_t health_interval_ms = 2000;
+  uint32_t health_timeout_ms = 1000;
+  uint32_t rise = 2;  // consecutive good checks to mark a member up
+  uint32_t fall = 2;  // consecutive failures (checks or sessions) to mark it down
+};
 
 struct Rule {
   std::string name;
@@ -156,10 +172,14 @@ struct Config {
   TlsSettings tls;
   std::vector<Listener> listeners;
   std::vector<Upstream> upstreams;
+  std::vector<Pool> pools;
   std::vector<Rule> rules;
   DirectorySettings directory;
 
   const Upstream* findUpstream(const std::string& name) const;
+  const Pool* findPool(const std::string& name) const;
+  // Index of an upstream in `upstreams`, or -1.
+  int upstreamIndex(const std::string& name) const;
   // First rule whose networks contain `addr` (rules are ordered; first match
   // wins), or nullptr when none matches. Ignores the other matchers.
   const Rule* matchRule(const IpAddress& addr) const;

@@ -32,7 +32,7 @@ class Loader {
     auto cfg = std::make_shared<Config>();
     cfg->source_path = path_;
     const toml::table& root = parsed.table();
-    checkKeys(root, {"server", "limits", "tls", "certificate", "listener", "upstream", "rule", "directory"},
+    checkKeys(root, {"server", "limits", "tls", "certificate", "listener", "upstream", "pool", "rule", "directory"},
               "top level");
     if (auto* t = root["directory"].as_table()) readDirectory(*t, cfg->directory);
     if (auto* t = root["server"].as_table()) readServer(*t, cfg->server);
@@ -40,6 +40,7 @@ class Loader {
     if (auto* t = root["tls"].as_table()) readTls(*t, cfg->tls);
     readArray(root, "certificate", [&](const toml::table& t) { readCertificate(t, *cfg); });
     readArray(root, "upstream", [&](const toml::table& t) { readUpstream(t, *cfg); });
+    readArray(root, "pool", [&](const toml::table& t) { readPool(t, *cfg); });
     readArray(root, "listener", [&](const toml::table& t) { readListener(t, *cfg); });
     readArray(root, "rule", [&](const toml::table& t) { readRule(t, *cfg); });
     crossCheck(root, *cfg);
@@ -331,6 +332,38 @@ class Loader {
     cfg.upstreams.push_back(std::move(u));
   }
 
+  void readPool(const toml::table& t, Config& cfg) {
+    Pool p;
+    std::string what = "[[pool]]";
+    checkKeys(t, {"name", "protocol", "upstreams", "affinity", "health_interval_ms", "health_timeout_ms", "rise",
+                  "fall"},
+              what);
+    getString(t, "name", p.name, true, what);
+    what = "[[pool]] '" + p.name + "'";
+    readProtocol(t, p.protocol, what);
+    getStringArray(t, "upstreams", p.upstreams, what);
+    if (p.upstreams.empty()) error(t.source(), what + ": needs a non-empty upstreams list");
+    for (const auto& u : p.upstreams) {
+      const Upstream* up = cfg.findUpstream(u);
+      if (!up)
+        error(t.source(), what + ": no [[upstream]] named '" + u + "' (define upstreams before pools)");
+      else if (up->protocol != p.protocol)
+        error(t.source(), what + ": upstream '" + u + "' is of another protocol");
+    }
+    std::string affinity = p.protocol == proto::Protocol::Smtp ? "none" : "user";
+    if (getString(t, "affinity", affinity, false, what) && affinity != "user" && affinity != "none")
+      error(t["affinity"].node()->source(), what + ": affinity must be \"user\" or \"none\"");
+    p.user_affinity = affinity == "user";
+    getUint(t, "health_interval_ms", p.health_interval_ms, 100, 3600000, false, what);
+    getUint(t, "health_timeout_ms", p.health_timeout_ms, 50, 60000, false, what);
+    getUint(t, "rise", p.rise, 1, 100, false, what);
+    getUint(t, "fall", p.fall, 1, 100, false, what);
+    for (const auto& other : cfg.pools)
+      if (other.name == p.name) error(t.source(), "duplicate pool name '" + p.name + "'");
+    if (cfg.findUpstream(p.name)) error(t.source(), what + ": an [[upstream]] has the same name");
+    cfg.pools.push_back(std::move(p));
+  }
+
   void readRule(const toml::table& t, Config& cfg) {
     Rule r;
     std::string what = "[[rule]]";
@@ -444,8 +477,12 @@ class Loader {
     for (size_t i = 0; i < cfg.listeners.size(); ++i) {
       const auto& l = cfg.listeners[i];
       const auto* u = cfg.findUpstream(l.upstream);
-      if (!u)
-        error(listener_src_[i], "listener '" + l.name + "': no [[upstream]] named '" + l.upstream + "'");
+      const auto* pool = cfg.findPool(l.upstream);
+      if (pool) {
+        if (pool->protocol != l.protocol)
+          error(listener_src_[i], "listener '" + l.name + "' points at pool '" + pool->name + "' of another protocol");
+      } else if (!u)
+        error(listener_src_[i], "listener '" + l.name + "': no [[upstream]] or [[pool]] named '" + l.upstream + "'");
       else if (u->protocol != l.protocol)
         error(listener_src_[i], "listener '" + l.name + "' (" + std::string(proto::protocolName(l.protocol)) +
                                     ") points at upstream '" + u->name + "' of another protocol");

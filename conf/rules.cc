@@ -65,6 +65,18 @@ bool globMatch(std::string_view pattern, std::string_view text) {
   return p == pattern.size();
 }
 
+const Pool* Config::findPool(const std::string& name) const {
+  for (const auto& p : pools)
+    if (p.name == name) return &p;
+  return nullptr;
+}
+
+int Config::upstreamIndex(const std::string& name) const {
+  for (size_t i = 0; i < upstreams.size(); ++i)
+    if (upstreams[i].name == name) return static_cast<int>(i);
+  return -1;
+}
+
 const Rule* Config::matchRule(const IpAddress& addr) const {
   for (const auto& r : rules)
     for (const auto& n : r.networks)

@@ -93,6 +93,8 @@ bool Server::openListener(const conf::Listener& l) {
 bool Server::start() {
   if (!base_) return false;
   loadDirectory();
+  health_ = std::make_unique<UpstreamHealth>(base_);
+  health_->configure(cfg_);
   retirement_ = std::make_unique<RetirementStore>(cfg_->server.state_dir + "/retirement.tsv");
   std::string err;
   if (!retirement_->load(err)) spdlog::warn("retirement{}", kv("error", err));
@@ -187,6 +189,7 @@ void Server::reload() {
   tls_ = tls;
   setLogLevel(cfg_->server.log_level);
   loadDirectory();
+  health_->configure(cfg_);
   saveRetirement();
   if (!draining_) syncListeners();
   spdlog::info("reload{}", kv("result", "ok"));
@@ -245,7 +248,8 @@ void Server::beginDrain() {
   draining_ = true;
   sdNotify("STOPPING=1");
   spdlog::info("stop{}{}", kv("sessions", sessions_.size()), kv("drain_timeout_ms", cfg_->server.drain_timeout_ms));
-  listeners_.clear();  // ListenerSlot owns nothing libevent frees for us
+  listeners_.clear();
+  if (health_) health_->stop();
   drain_timer_ = evtimer_new(base_, drainTimeoutCb, this);
   timeval tv{static_cast<time_t>(cfg_->server.drain_timeout_ms / 1000),
              static_cast<suseconds_t>((cfg_->server.drain_timeout_ms % 1000) * 1000)};

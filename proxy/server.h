@@ -16,6 +16,7 @@
 #include "conf/config.h"
 #include "protocols/common/directory.h"
 #include "proxy/retirement_store.h"
+#include "proxy/upstream_health.h"
 #include "tls/tls_context.h"
 
 struct event_base;
@@ -50,6 +51,7 @@ class Server {
 
   const proto::DirectoryConstSharedPtr& directory() const { return directory_; }
   RetirementStore& retirement() { return *retirement_; }
+  UpstreamHealth& health() { return *health_; }
 
   // Session bookkeeping (called by Session only).
   void sessionClosed(Session* s);
@@ -90,6 +92,7 @@ class Server {
   proto::DirectoryConstSharedPtr directory_;
   time_t directory_mtime_ = 0;
   std::unique_ptr<RetirementStore> retirement_;
+  std::unique_ptr<UpstreamHealth> health_;
   bool draining_ = false;
   uint64_t session_counter_ = 0;
   uint32_t session_salt_ = 0;

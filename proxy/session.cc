@@ -123,17 +123,6 @@ Session::Session(Server& server, conf::ConfigConstSharedPtr cfg, tls::TlsContext
   ctx_.preauth_timeout_ms = cfg_->limits.preauth_timeout_ms;
   ctx_.max_message_bytes = cfg_->limits.max_message_bytes;
 
-  for (size_t i = 0; i < cfg_->upstreams.size(); ++i) {
-    if (cfg_->upstreams[i].name == listener_.upstream) {
-      upstream_ = &cfg_->upstreams[i];
-      upstream_index_ = i;
-    }
-  }
-  if (upstream_) {
-    up_ctx_.helo_name = cfg_->server.name;
-    up_ctx_.tls = upstream_->tls;
-    up_ctx_.client_address = upstream_->client_address;
-  }
 
   event_base* base = server_.base();
   setNoDelay(fd);
@@ -217,7 +206,7 @@ void Session::logConnect() {
 }
 
 void Session::start() {
-  if (!upstream_) {
+  if (!cfg_->findUpstream(listener_.upstream) && !cfg_->findPool(listener_.upstream)) {
     spdlog::error("internal{} no upstream for listener {}", tag(), listener_.name);
     close(proto::CloseReason::Internal);
     return;
@@ -383,12 +372,14 @@ void Session::execute(proto::Action& action) {
         } else if constexpr (std::is_same_v<T, proto::StartTlsUpstream>) {
           startUpstreamTls();
         } else if constexpr (std::is_same_v<T, proto::ConnectUpstream>) {
-          ensureUpstream();
+          // The backend is chosen (and connected) with the credentials, so
+          // pools can place the user; nothing to do before that.
         } else if constexpr (std::is_same_v<T, proto::Authenticate>) {
           if (listener_.protocol == proto::Protocol::Smtp) fp_.helo_only = !v.esmtp;
           login_pending_ = true;
           state_ = State::Login;
-          if (!ensureUpstream()) return;
+          pending_auth_ = v;  // kept for a failover to another pool member
+          if (!ensureUpstream(v.creds.user)) return;
           // The login phase queues the credentials until the backend is ready.
           run(login_->login(std::move(v)));
         } else if constexpr (std::is_same_v<T, proto::EnterRelay>) {
@@ -417,6 +408,8 @@ void Session::execute(proto::Action& action) {
           close(v.reason);
         } else if constexpr (std::is_same_v<T, proto::LoginDone>) {
           login_pending_ = false;
+          pending_auth_.reset();
+          tried_.clear();
           evtimer_del(up_timer_);
           const auto& r = v.result;
           const char* verdict = r.kind == proto::LoginResult::Kind::Ok           ? "ok"
@@ -426,7 +419,7 @@ void Session::execute(proto::Action& action) {
           if (r.kind == proto::LoginResult::Kind::AuthFailed) stats().auth_failed++;
           if (r.kind == proto::LoginResult::Kind::TempFail) stats().auth_tempfail++;
           auto level = r.kind == proto::LoginResult::Kind::Ok ? spdlog::level::info : spdlog::level::warn;
-          spdlog::log(level, "login{}{}{}{}{}", tag(), kv("result", verdict), kv("upstream", upstream_->name),
+          spdlog::log(level, "login{}{}{}{}{}", tag(), kv("result", verdict), kv("upstream", upstream_ ? upstream_->name : "-"),
                       kv("helo", helo_.empty() ? "-" : helo_),
                       kv("reply", r.code.empty() && r.text.empty() ? "-" : (r.code + " " + r.text)));
           bool unreachable = r.kind == proto::LoginResult::Kind::TempFail && r.code.empty();
@@ -730,8 +723,36 @@ void Session::logHandshakeFailure(const std::string& error) {
 
 // --- upstream ----------------------------------------------------------------
 
-bool Session::ensureUpstream() {
+bool Session::chooseUpstream(const std::string& user) {
+  auto candidates = server_.health().candidates(*cfg_, listener_.upstream, user);
+  for (int i : candidates) {
+    if (std::find(tried_.begin(), tried_.end(), i) != tried_.end()) continue;
+    upstream_ = &cfg_->upstreams[static_cast<size_t>(i)];
+    upstream_index_ = static_cast<size_t>(i);
+    up_ctx_.helo_name = cfg_->server.name;
+    up_ctx_.tls = upstream_->tls;
+    up_ctx_.client_address = upstream_->client_address;
+    tried_.push_back(i);
+    return true;
+  }
+  return false;
+}
+
+bool Session::ensureUpstream(const std::string& user) {
   if (!login_) {
+    if (!up_ && !chooseUpstream(user)) {
+      // Every backend of the pool is down: an immediate temporary failure, never a hang.
+      spdlog::warn("upstream{}{}{}", tag(), kv("upstream", listener_.upstream),
+                   kv("error", "no healthy backend in the pool"));
+      stats().upstream_connect_failures++;
+      if (login_pending_) {
+        login_pending_ = false;
+        stats().auth_tempfail++;
+        if (state_ == State::Login) state_ = State::Front;
+        run(front_->onLoginResult(proto::LoginResult{}));
+      }
+      return false;
+    }
     login_ = proto::makeUpstreamLogin(listener_.protocol, ctx_, up_ctx_);
     if (!login_) {
       close(proto::CloseReason::Internal);
@@ -809,6 +830,7 @@ void Session::onUpEvent(short what) {
                     kv("resumed", SSL_session_reused(ssl) ? "yes" : "no"));
       if (!up_connected_) {  // implicit TLS upstream: TCP + TLS are now up
         up_connected_ = true;
+        server_.health().reportSuccess(upstream_->name);
         armUpTimer(ctx_.preauth_timeout_ms);
         run(login_->onConnected());
       } else {
@@ -837,6 +859,7 @@ void Session::onUpEvent(short what) {
       return;
     }
     up_connected_ = true;
+    server_.health().reportSuccess(upstream_->name);
     armUpTimer(ctx_.preauth_timeout_ms);
     run(login_->onConnected());
     return;
@@ -871,12 +894,23 @@ void Session::onUpEvent(short what) {
 
 void Session::upstreamFailed(const std::string& why, bool tls_problem) {
   if (state_ == State::Closing) return;
-  if (!up_connected_) stats().upstream_connect_failures++;
+  bool never_connected = !up_connected_;
+  if (never_connected) stats().upstream_connect_failures++;
   spdlog::warn("upstream{}{}{}", tag(), kv("upstream", upstream_ ? upstream_->name : "-"), kv("error", why));
+  if (upstream_ && never_connected) server_.health().reportFailure(upstream_->name, why);
   freeUpstream(up_, up_tls_);
   evtimer_del(up_timer_);
   login_.reset();
   up_connected_ = up_tls_ = up_tls_pending_ = false;
+  if (never_connected && login_pending_ && pending_auth_ && cfg_->findPool(listener_.upstream)) {
+    // Failover: the next healthy pool member, with the same credentials.
+    if (chooseUpstream(pending_auth_->creds.user)) {
+      spdlog::info("upstream{}{}{}", tag(), kv("failover", upstream_->name), kv("after", why));
+      proto::Authenticate again = *pending_auth_;
+      if (ensureUpstream(again.creds.user)) run(login_->login(std::move(again)));
+      return;
+    }
+  }
   if (state_ == State::Relay) {
     closeWithNotice(tls_problem ? proto::CloseReason::UpstreamTlsFailed : proto::CloseReason::UpstreamLost);
     return;

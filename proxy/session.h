@@ -69,7 +69,8 @@ class Session {
   void logHandshakeFailure(const std::string& error);
   // upstream
   // Creates the upstream login phase and connects, unless already done.
-  bool ensureUpstream();
+  bool ensureUpstream(const std::string& user);
+  bool chooseUpstream(const std::string& user);  // next untried healthy candidate
   void connectUpstream();
   void onUpRead();
   void onUpEvent(short what);
@@ -136,7 +137,9 @@ class Session {
   bool up_tls_pending_ = false;  // upstream handshake in progress
   bool down_tls_pending_ = false;
   bool login_pending_ = false;
-  bool client_eof_ = false;      // client half-closed during the relay   // an Authenticate awaits its LoginDone
+  bool client_eof_ = false;      // client half-closed during the relay
+  std::optional<proto::Authenticate> pending_auth_;  // for failover to another pool member
+  std::vector<int> tried_;                            // upstream indexes tried for this login   // an Authenticate awaits its LoginDone
   bool down_paused_ = false;  // reading paused by backpressure
   bool up_paused_ = false;
   bool destroying_ = false;

@@ -30,6 +30,7 @@ namespace mailshim::proxy {
   X(bytes_upstream_in)            \
   X(quirk_overdue_uses)           \
   X(proxy_header_errors)          \
+  X(upstream_marked_down)         \
   X(reloads)                      \
   X(reload_failures)
 

@@ -53,12 +53,14 @@ def tls_context():
 class Mailshim:
     """A running mailshim process with its own log file."""
 
-    def __init__(self, config=None, name="mailshim"):
+    def __init__(self, config=None, name="mailshim", wait_ports=("smtp",)):
         self.config = config or os.path.join(LAB, "mailshim.toml")
+        self.wait_ports = wait_ports
         self.log_path = os.path.join(LAB, f"{name}-test.log")
         self.proc = None
 
-    def start(self, wait_ports=("smtp",)):
+    def start(self, wait_ports=None):
+        wait_ports = wait_ports or self.wait_ports
         self.log = open(self.log_path, "ab")
         self.log_offset = self.log.tell()
         env = dict(os.environ)
