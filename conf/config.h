@@ -29,6 +29,7 @@ struct ServerSettings {
   std::string log_level = "info";
   uint32_t drain_timeout_ms = 10000;
   std::string state_dir = "/var/lib/mailshim";
+  uint32_t workers = 0;  // event loop threads; 0 = one per CPU
 };
 
 struct Limits {

@@ -135,7 +135,8 @@ class Loader {
   }
 
   void readServer(const toml::table& t, ServerSettings& s) {
-    checkKeys(t, {"name", "log_level", "drain_timeout_ms", "state_dir"}, "[server]");
+    checkKeys(t, {"name", "log_level", "drain_timeout_ms", "state_dir", "workers"}, "[server]");
+    getUint(t, "workers", s.workers, 0, 256, false, "[server]");
     getString(t, "name", s.name, false, "[server]");
     if (!validHostName(s.name)) error(t.source(), "[server] name '" + s.name + "' is not a valid host name");
     if (getString(t, "log_level", s.log_level, false, "[server]")) {

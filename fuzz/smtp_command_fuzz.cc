@@ -1,6 +1,9 @@
 // libFuzzer target for the SMTP command codec: command and path parsing, the
-// HELO domain / address-literal checks, xtext, and the command/reply encoders
-// (which must refuse CR, LF and NUL and otherwise emit exactly one line).
+// HELO domain / address-literal checks, xtext, the command/reply encoders
+// (which must refuse CR, LF and NUL and otherwise emit exactly one line), and
+// the relay's command rewrites (smtp.rcpt_strip_quotes removes exactly the
+// two quotes; smtp.sender_align yields a MAIL FROM whose path is the sender
+// and whose parameters are unchanged).
 // No I/O beyond libFuzzer's own.
 #include <cstddef>
 #include <cstdint>
@@ -74,6 +77,33 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     require(oneLine(*line));
     require(line->starts_with("XCLIENT "));
     require(line->find(' ', 8) == std::string::npos || line->find("  ") == std::string::npos);
+  }
+
+  std::string addr;
+  if (auto stripped = stripRcptQuotes(in, &addr)) {
+    require(stripped->size() + 2 == in.size() && !addr.empty());
+    require(stripped->find("<" + addr + ">") != std::string::npos);
+    size_t removed = 0;
+    for (size_t i = 0, j = 0; i < in.size(); ++i) {
+      if (j < stripped->size() && (*stripped)[j] == in[i]) {
+        ++j;
+      } else {
+        require(in[i] == '\'');
+        ++removed;
+      }
+    }
+    require(removed == 2);
+    require(!stripRcptQuotes(*stripped) || stripped->find("<'") != std::string::npos);
+  }
+  std::string old;
+  if (auto aligned = replaceMailFromPath(in, "alice@example.test", &old)) {
+    Command a = parseCommand(*aligned);
+    require(a.verb == Verb::Mail);
+    auto path = parseMailFrom(a.args);
+    auto orig = parseMailFrom(parseCommand(in).args);
+    require(path && orig && path->path == "alice@example.test" && path->bracketed);
+    require(path->params == orig->params && old == orig->path);
+    require(!replaceMailFromPath(*aligned, "alice@example.test"));
   }
   return 0;
 }

@@ -3,7 +3,11 @@
 // canned commands that reach deep states. Checks the phase's contract: every
 // reply is well-formed, one SendDownstream per data call, nothing follows a
 // STARTTLS go-ahead, no credentials are collected on plaintext without the
-// plaintext_auth quirk, nothing comes out after Close/EnterRelay.
+// plaintext_auth quirk, nothing comes out after Close/EnterRelay, the
+// session handed to the backend is always ESMTP, quirk uses are only of
+// enabled quirks (or "retired:" ones). The third byte toggles
+// smtp.auth_equals, smtp.helo_only and the retired quirks with an English or
+// Japanese retirement message.
 // No I/O beyond libFuzzer's own.
 #include <cstddef>
 #include <cstdint>
@@ -26,7 +30,8 @@ const std::string_view kCanned[] = {
     "EHLO client.example.org\r\n", "HELO WIN7-PC\r\n", "STARTTLS\r\n", "AUTH LOGIN\r\n", "AUTH PLAIN\r\n",
     "AUTH PLAIN AGJvYgBwdw==\r\n",  // \0bob\0pw
     "Ym9i\r\n", "cHc=\r\n", "*\r\n", "MAIL FROM:<a@b.example>\r\n", "NOOP\r\n", "QUIT\r\n", "AUTH LOGIN Ym9i\r\n",
-    "EHLO localhost\r\n", "AUTH PLAIN =\r\n", "RCPT TO:<c@d.example>\r\n",
+    "EHLO localhost\r\n", "AUTH PLAIN =\r\n", "RCPT TO:<c@d.example>\r\n", "HELO printer\r\n",
+    "EHLO oe4\r\n",
 };
 
 bool wellFormedReplies(const std::string& bytes) {
@@ -50,6 +55,8 @@ bool wellFormedReplies(const std::string& bytes) {
 struct Checker {
   bool tls;
   bool plaintext_auth;
+  QuirkSet quirks;
+  QuirkSet retired;
   bool handshake = false;  // StartTlsDownstream emitted, onDownstreamTls not yet
   bool done = false;       // Close or EnterRelay emitted
 
@@ -77,6 +84,7 @@ struct Checker {
         for (char c : au->creds.user) require(c != '\r' && c != '\n' && c != '\0');
         for (char c : au->creds.password.reveal()) require(c != '\r' && c != '\n' && c != '\0');
         for (char c : au->helo) require(c > 0x20 && c < 0x7f);
+        require(au->esmtp);  // AUTH only after EHLO, or after HELO with smtp.helo_only
       } else if (std::holds_alternative<Close>(a) || std::holds_alternative<EnterRelay>(a)) {
         done = true;
       } else if (std::holds_alternative<SendUpstream>(a) || std::holds_alternative<StartTlsUpstream>(a) ||
@@ -84,6 +92,9 @@ struct Checker {
         require(false);
       } else if (const auto* n = std::get_if<LogNote>(&a)) {
         for (char c : n->text) require(c != '\r' && c != '\n' && c != '\0');
+      } else if (const auto* q = std::get_if<QuirkUsed>(&a)) {
+        for (char c : q->detail) require(c != '\r' && c != '\n' && c != '\0');
+        require(quirks.has(q->quirk) || (retired.has(q->quirk) && q->detail.starts_with("retired: ")));
       } else if (std::holds_alternative<ArmTimer>(a)) {
         require(!done);
       }
@@ -95,7 +106,7 @@ struct Checker {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size < 2) return 0;
+  if (size < 3) return 0;
   SessionContext ctx;
   ctx.server_name = "mail.example.test";
   ctx.client_ip = (data[0] & 1) ? "::1" : "127.0.0.2";
@@ -106,11 +117,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ctx.max_errors = data[1] % 12;
   ctx.max_line_bytes = 32 + (data[0] >> 5) * 64;
   ctx.max_message_bytes = data[1];
+  if (data[2] & 1) ctx.quirks.add(Quirk::SmtpAuthEquals);
+  if (data[2] & 2) ctx.quirks.add(Quirk::SmtpHeloOnly);
+  // Retired quirks are never also enabled (conf keeps the sets apart).
+  const Quirk retirable[] = {Quirk::PlaintextAuth, Quirk::SmtpHeloNormalize, Quirk::SmtpAuthEquals,
+                             Quirk::SmtpHeloOnly};
+  for (size_t i = 0; i < std::size(retirable); ++i)
+    if ((data[2] & (4u << i)) && !ctx.quirks.has(retirable[i])) ctx.retired_quirks.add(retirable[i]);
+  if (data[2] & 64) ctx.retired_message = (data[2] & 128) ? "平文ログインは廃止されました: https://x.test/" : "Retired.";
   auto phase = smtp::makeSmtpFrontPhase(ctx);
-  Checker chk{ctx.client_tls, ctx.quirks.has(Quirk::PlaintextAuth)};
+  Checker chk{ctx.client_tls, ctx.quirks.has(Quirk::PlaintextAuth), ctx.quirks, ctx.retired_quirks};
   chk.check(phase->start(), false);
 
-  size_t pos = 2;
+  size_t pos = 3;
   while (pos < size) {
     uint8_t op = data[pos++];
     switch (op % 8) {

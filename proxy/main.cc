@@ -19,6 +19,10 @@
 #include <string>
 #include <vector>
 
+#include <event2/thread.h>
+
+#include <thread>
+
 #include "conf/config_loader.h"
 #include "protocols/common/quirks.h"
 #include "proxy/log.h"
@@ -293,7 +297,9 @@ int main(int argc, char** argv) {
     proxy::initLogging(cfg->server.log_level);
     for (const auto& u : cfg->upstreams)
       if (!u.verify) spdlog::warn("config{}{}", proxy::kv("upstream", u.name), proxy::kv("warning", "verify = false"));
-    proxy::Server server(cfg, tls);
+    evthread_use_pthreads();  // workers post to each other's loops
+    size_t workers = cfg->server.workers ? cfg->server.workers : std::max(1u, std::thread::hardware_concurrency());
+    proxy::Server server(cfg, tls, workers);
     if (!server.start()) return 1;
     return server.run();
   }

@@ -28,6 +28,7 @@ std::string field(const std::string& s) {
 void RetirementStore::record(const std::string& user, const std::string& client, const std::string& fingerprint,
                              const std::string& quirk, const std::string& rule, uint64_t count, uint64_t overdue,
                              int64_t now) {
+  std::lock_guard<std::mutex> lock(mu_);
   Key key{field(user), field(client), field(fingerprint), field(quirk)};
   auto [it, inserted] = entries_.try_emplace(key);
   RetirementEntry& e = it->second;
@@ -58,6 +59,7 @@ void RetirementStore::evictIfNeeded() {
 }
 
 std::vector<RetirementEntry> RetirementStore::entries() const {
+  std::lock_guard<std::mutex> lock(mu_);
   std::vector<RetirementEntry> out;
   out.reserve(entries_.size());
   for (const auto& [k, e] : entries_) out.push_back(e);
@@ -101,6 +103,7 @@ bool RetirementStore::readFile(const std::string& path, std::vector<RetirementEn
 bool RetirementStore::load(std::string& error) {
   std::vector<RetirementEntry> list;
   if (!readFile(path_, list, error)) return false;
+  std::lock_guard<std::mutex> lock(mu_);
   for (auto& e : list) {
     Key key{e.user, e.client, e.fingerprint, e.quirk};
     entries_[key] = std::move(e);
@@ -110,6 +113,7 @@ bool RetirementStore::load(std::string& error) {
 }
 
 bool RetirementStore::save(std::string& error) {
+  std::unique_lock<std::mutex> lock(mu_);
   if (!dirty_) return true;
   std::string tmp = path_ + ".tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
@@ -123,6 +127,8 @@ bool RetirementStore::save(std::string& error) {
             std::to_string(e.count) + '\t' + std::to_string(e.overdue) + '\t' + std::to_string(e.first_seen) + '\t' +
             std::to_string(e.last_seen) + '\n';
   }
+  dirty_ = false;  // a failed write marks it dirty again below
+  lock.unlock();
   size_t off = 0;
   while (off < data.size()) {
     ssize_t n = ::write(fd, data.data() + off, data.size() - off);
@@ -131,6 +137,7 @@ bool RetirementStore::save(std::string& error) {
       error = tmp + ": " + std::strerror(errno);
       ::close(fd);
       ::unlink(tmp.c_str());
+      markDirty();
       return false;
     }
     off += static_cast<size_t>(n);
@@ -138,9 +145,9 @@ bool RetirementStore::save(std::string& error) {
   if (::fsync(fd) != 0 || ::close(fd) != 0 || ::rename(tmp.c_str(), path_.c_str()) != 0) {
     error = path_ + ": " + std::strerror(errno);
     ::unlink(tmp.c_str());
+    markDirty();
     return false;
   }
-  dirty_ = false;
   return true;
 }
 

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -54,8 +55,13 @@ class RetirementStore {
  private:
   using Key = std::tuple<std::string, std::string, std::string, std::string>;
   void evictIfNeeded();
+  void markDirty() {
+    std::lock_guard<std::mutex> lock(mu_);
+    dirty_ = true;
+  }
 
   std::string path_;
+  mutable std::mutex mu_;  // record() comes from every worker thread
   std::map<Key, RetirementEntry> entries_;
   bool dirty_ = false;
 };

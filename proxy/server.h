@@ -1,17 +1,22 @@
-// Server: owns the event loop, the listeners, the current config snapshot
-// with its TLS contexts, and the set of live sessions. Handles the signals:
-// SIGHUP reloads (validate-then-swap; a bad config keeps the old one and says
-// why), SIGTERM/SIGINT drain (stop accepting, let sessions finish up to
-// drain_timeout_ms, then close the rest with the protocol's shutdown notice).
-// Reports READY/RELOADING/STOPPING through sd_notify.
+// Server: the process. It owns the workers (one event loop thread each, see
+// worker.h), the current config snapshot and TLS contexts, and what all
+// workers share: the display-name directory, the retirement store, backend
+// health and the session-id counter (each thread-safe). Worker 0 runs on the
+// main thread and also handles the signals and housekeeping: SIGHUP reloads
+// (validate-then-swap, then every worker gets the new snapshot; a bad config
+// keeps the old one and says why), SIGTERM/SIGINT drain (every worker stops
+// accepting and lets its sessions finish up to drain_timeout_ms). Reports
+// READY/RELOADING/STOPPING through sd_notify.
 //
-// I/O: sockets, signals, timers (libevent).
+// I/O: threads, signals, timers (libevent).
 #pragma once
 
-#include <map>
+#include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
-#include <unordered_set>
+#include <thread>
+#include <vector>
 
 #include "conf/config.h"
 #include "protocols/common/directory.h"
@@ -19,82 +24,57 @@
 #include "proxy/upstream_health.h"
 #include "tls/tls_context.h"
 
-struct event_base;
 struct event;
-struct evconnlistener;
-struct sockaddr;
 
 namespace mailshim::proxy {
 
-class Session;
+class Worker;
 
 class Server {
  public:
-  Server(conf::ConfigConstSharedPtr cfg, tls::TlsContextsConstSharedPtr tls);
+  Server(conf::ConfigConstSharedPtr cfg, tls::TlsContextsConstSharedPtr tls, size_t workers);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Opens the listeners; false (with the reason logged) if any fails.
+  // Opens every worker's listeners; false (with the reason logged) if any fails.
   bool start();
-  // Runs the loop until the drain finished. Returns the process exit code.
+  // Runs until the drain finished. Returns the process exit code.
   int run();
 
-  // Called by SIGHUP; public for the admin console later.
-  void reload();
-  // Begins the graceful stop (SIGTERM).
-  void beginDrain();
+  void reload();      // SIGHUP
+  void beginDrain();  // SIGTERM
 
-  event_base* base() const { return base_; }
-  const conf::ConfigConstSharedPtr& config() const { return cfg_; }
-  const tls::TlsContextsConstSharedPtr& tls() const { return tls_; }
+  size_t workerCount() const { return workers_.size(); }
 
-  const proto::DirectoryConstSharedPtr& directory() const { return directory_; }
+  // Shared, thread-safe.
+  proto::DirectoryConstSharedPtr directory() const;
   RetirementStore& retirement() { return *retirement_; }
   UpstreamHealth& health() { return *health_; }
-
-  // Session bookkeeping (called by Session only).
-  void sessionClosed(Session* s);
   std::string nextSessionId();
 
  private:
-  struct ListenerSlot {
-    Server* server;
-    std::string name;  // matches conf::Listener::name in the current config
-    std::string key;   // "address:port"
-    evconnlistener* lev = nullptr;
-    ~ListenerSlot();
-  };
-
-  bool openListener(const conf::Listener& l);
-  void syncListeners();
-  void onAccept(ListenerSlot& slot, int fd, sockaddr* addr, int socklen);
-  void maybeFinishDrain();
-
-  static void acceptCb(evconnlistener*, int fd, sockaddr* addr, int socklen, void* arg);
   static void signalCb(int sig, short, void* arg);
-  static void drainTimeoutCb(int, short, void* arg);
   static void housekeepingCb(int, short, void* arg);
   void housekeeping();
   void loadDirectory();
   void saveRetirement();
 
-  event_base* base_ = nullptr;
-  conf::ConfigConstSharedPtr cfg_;
+  conf::ConfigConstSharedPtr cfg_;  // main thread only
   tls::TlsContextsConstSharedPtr tls_;
-  std::map<std::string, std::unique_ptr<ListenerSlot>> listeners_;  // by "address:port"
-  std::unordered_set<Session*> sessions_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<std::thread> threads_;
   event* sig_hup_ = nullptr;
   event* sig_term_ = nullptr;
   event* sig_int_ = nullptr;
-  event* drain_timer_ = nullptr;
   event* housekeeping_timer_ = nullptr;
+  mutable std::mutex directory_mu_;
   proto::DirectoryConstSharedPtr directory_;
   time_t directory_mtime_ = 0;
   std::unique_ptr<RetirementStore> retirement_;
   std::unique_ptr<UpstreamHealth> health_;
   bool draining_ = false;
-  uint64_t session_counter_ = 0;
+  std::atomic<uint64_t> session_counter_{0};
   uint32_t session_salt_ = 0;
 };
 

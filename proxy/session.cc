@@ -24,7 +24,9 @@
 #include "protocols/protocol_registry.h"
 #include "proxy/log.h"
 #include "proxy/net.h"
-#include "proxy/server.h"
+#include "proxy/worker.h"
+#include "proxy/retirement_store.h"
+#include "proxy/upstream_health.h"
 #include "proxy/stats.h"
 
 namespace mailshim::proxy {
@@ -100,7 +102,7 @@ spdlog::level::level_enum levelOf(proto::LogNote::Level l) {
 
 }  // namespace
 
-Session::Session(Server& server, conf::ConfigConstSharedPtr cfg, tls::TlsContextsConstSharedPtr tls,
+Session::Session(Worker& server, conf::ConfigConstSharedPtr cfg, tls::TlsContextsConstSharedPtr tls,
                  const conf::Listener& listener, int fd, const sockaddr* peer)
     : server_(server), cfg_(std::move(cfg)), tls_(std::move(tls)), listener_(listener) {
   started_ = last_activity_ = std::chrono::steady_clock::now();
@@ -897,12 +899,16 @@ void Session::upstreamFailed(const std::string& why, bool tls_problem) {
   bool never_connected = !up_connected_;
   if (never_connected) stats().upstream_connect_failures++;
   spdlog::warn("upstream{}{}{}", tag(), kv("upstream", upstream_ ? upstream_->name : "-"), kv("error", why));
-  if (upstream_ && never_connected) server_.health().reportFailure(upstream_->name, why);
+  // A backend that fails before the login completed (refused, reset, no
+  // greeting, TLS trouble) counts against its health; one that dies later
+  // in a session does not (the session may simply have ended badly).
+  bool before_login = never_connected || login_pending_;
+  if (upstream_ && before_login && state_ != State::Relay) server_.health().reportFailure(upstream_->name, why);
   freeUpstream(up_, up_tls_);
   evtimer_del(up_timer_);
   login_.reset();
   up_connected_ = up_tls_ = up_tls_pending_ = false;
-  if (never_connected && login_pending_ && pending_auth_ && cfg_->findPool(listener_.upstream)) {
+  if (before_login && login_pending_ && pending_auth_ && cfg_->findPool(listener_.upstream)) {
     // Failover: the next healthy pool member, with the same credentials.
     if (chooseUpstream(pending_auth_->creds.user)) {
       spdlog::info("upstream{}{}{}", tag(), kv("failover", upstream_->name), kv("after", why));

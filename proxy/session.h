@@ -28,12 +28,12 @@ struct sockaddr;
 
 namespace mailshim::proxy {
 
-class Server;
+class Worker;
 
 class Session {
  public:
   // Takes ownership of `fd` (accepted socket).
-  Session(Server& server, conf::ConfigConstSharedPtr cfg, tls::TlsContextsConstSharedPtr tls,
+  Session(Worker& server, conf::ConfigConstSharedPtr cfg, tls::TlsContextsConstSharedPtr tls,
           const conf::Listener& listener, int fd, const sockaddr* peer);
   ~Session();
   Session(const Session&) = delete;
@@ -104,7 +104,7 @@ class Session {
   static void upTimerCb(int, short, void* arg);
   static void destroyCb(int, short, void* arg);
 
-  Server& server_;
+  Worker& server_;  // the worker (thread) this session lives on
   conf::ConfigConstSharedPtr cfg_;
   tls::TlsContextsConstSharedPtr tls_;
   const conf::Listener& listener_;  // lives in *cfg_

@@ -1,11 +1,12 @@
 // Stats, declared once (X-macro) and rendered everywhere from that one list:
 // the periodic/shutdown stats log line now, the metrics endpoint and admin
-// console later. Counters are plain uint64 (one event loop thread).
+// console later.
 //
 // No I/O.
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <string>
 
@@ -34,12 +35,17 @@ namespace mailshim::proxy {
   X(reloads)                      \
   X(reload_failures)
 
+// Counters are atomics (relaxed): every worker thread updates the same set,
+// so reading them is the aggregate.
+using Counter = std::atomic<uint64_t>;
+
 struct Stats {
-#define MAILSHIM_DECLARE(name) uint64_t name = 0;
+#define MAILSHIM_DECLARE(name) Counter name{0};
   MAILSHIM_COUNTERS(MAILSHIM_DECLARE)
 #undef MAILSHIM_DECLARE
-  std::array<uint64_t, static_cast<size_t>(proto::Quirk::kCount)> quirk_uses{};
-  std::array<uint64_t, static_cast<size_t>(proto::CloseReason::Internal) + 1> close_reasons{};
+  std::array<Counter, static_cast<size_t>(proto::Quirk::kCount)> quirk_uses{};
+  std::array<Counter, static_cast<size_t>(proto::CloseReason::Internal) + 1> close_reasons{};
+  std::array<Counter, 64> worker_sessions{};  // sessions accepted per worker (index mod 64)
 
   // "name=value ..." for every counter, quirk use and close reason seen.
   std::string render() const;

@@ -76,8 +76,14 @@ const UpstreamHealth::Member* UpstreamHealth::find(const std::string& name) cons
   return nullptr;
 }
 
+std::vector<UpstreamHealth::Member> UpstreamHealth::members() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return members_;
+}
+
 void UpstreamHealth::configure(conf::ConfigConstSharedPtr cfg) {
   stop();
+  std::lock_guard<std::mutex> lock(mu_);
   cfg_ = std::move(cfg);
   std::vector<Member> next;
   for (const auto& pool : cfg_->pools) {
@@ -185,6 +191,7 @@ void UpstreamHealth::probeDone(Probe* p, bool ok, const std::string& why) {
 }
 
 void UpstreamHealth::reportSuccess(const std::string& upstream) {
+  std::lock_guard<std::mutex> lock(mu_);
   Member* m = find(upstream);
   if (!m) return;
   m->fail_streak = 0;
@@ -195,6 +202,7 @@ void UpstreamHealth::reportSuccess(const std::string& upstream) {
 }
 
 void UpstreamHealth::reportFailure(const std::string& upstream, const std::string& why) {
+  std::lock_guard<std::mutex> lock(mu_);
   Member* m = find(upstream);
   if (!m) return;
   m->ok_streak = 0;
@@ -206,6 +214,7 @@ void UpstreamHealth::reportFailure(const std::string& upstream, const std::strin
 }
 
 bool UpstreamHealth::isUp(const std::string& upstream) const {
+  std::lock_guard<std::mutex> lock(mu_);
   const Member* m = find(upstream);
   return !m || m->up;
 }

@@ -11,11 +11,15 @@
 // move when it goes down), else in configured order. A plain [[upstream]]
 // target is always a candidate.
 //
+// Thread-safe: configure()/stop() and the probes belong to worker 0's thread;
+// candidates()/report*()/isUp() may be called from any worker.
+//
 // I/O: probe connections (libevent).
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -53,7 +57,7 @@ class UpstreamHealth {
     uint32_t fail_streak = 0;
     uint32_t rise = 2, fall = 2;
   };
-  const std::vector<Member>& members() const { return members_; }
+  std::vector<Member> members() const;
 
  private:
   struct Probe;
@@ -66,6 +70,9 @@ class UpstreamHealth {
 
   event_base* base_;
   conf::ConfigConstSharedPtr cfg_;
+  // members_ is read and updated by every worker thread (sessions report
+  // connect results, pick candidates); the probes run on worker 0's loop.
+  mutable std::mutex mu_;
   std::vector<Member> members_;
   std::vector<event*> timers_;  // one per pool
   std::vector<std::unique_ptr<Probe>> probes_;

@@ -171,7 +171,7 @@ void ImapFrontPhase::pump(Batch& b) {
           if (!authAllowed() && iequals(parser_.command().name, "LOGIN")) {
             // Never solicit a password that would be refused anyway: a tagged
             // NO instead of the continuation ends the command (RFC 9051 7.5).
-            std::string reply = parser_.command().tag + " " + std::string(kPrivacyRequired);
+            std::string reply = plaintextRefusal(parser_.command().tag, "LOGIN", b);
             parser_.abortCommand();
             protocolError(reply, b);
             break;
@@ -250,6 +250,16 @@ void ImapFrontPhase::onCommand(ImapCommand& cmd, Batch& b) {
   }
 }
 
+std::string ImapFrontPhase::plaintextRefusal(const std::string& tag, std::string_view command, Batch& b) {
+  if (ctx_.retired_quirks.has(Quirk::PlaintextAuth)) {
+    // plaintext_auth was retired for this client: the admin's words, counted.
+    b.pre.push_back(QuirkUsed{Quirk::PlaintextAuth, "retired: IMAP " + std::string(command) + " without TLS refused"});
+    const std::string& msg = ctx_.retired_message;
+    if (!msg.empty() && isLineSafe(msg)) return tag + " NO [PRIVACYREQUIRED] " + msg;
+  }
+  return tag + " " + std::string(kPrivacyRequired);
+}
+
 void ImapFrontPhase::cmdStarttls(const ImapCommand& cmd, Batch& b) {
   if (ctx_.client_tls) return protocolError(cmd.tag + " BAD TLS is already active.", b);
   if (!ctx_.starttls_available) return protocolError(cmd.tag + " BAD TLS support isn't enabled.", b);
@@ -307,7 +317,7 @@ void ImapFrontPhase::cmdId(const ImapCommand& cmd, Batch& b) {
 void ImapFrontPhase::cmdLogin(ImapCommand& cmd, Batch& b) {
   if (cmd.args.size() != 2 || !cmd.args[0].isAstring() || !cmd.args[1].isAstring())
     return protocolError(cmd.tag + " BAD Invalid arguments.", b);
-  if (!authAllowed()) return protocolError(cmd.tag + " " + std::string(kPrivacyRequired), b);
+  if (!authAllowed()) return protocolError(plaintextRefusal(cmd.tag, "LOGIN", b), b);
   const std::string& user = cmd.args[0].value;
   const std::string& pass = cmd.args[1].value;
   if (user.empty() || !sasl::validField(user) || !sasl::validField(pass))
@@ -324,7 +334,7 @@ void ImapFrontPhase::cmdAuthenticate(const ImapCommand& cmd, Batch& b) {
   if (cmd.args.empty() || cmd.args.size() > 2 || cmd.args[0].kind != ImapArg::Kind::Atom ||
       (cmd.args.size() == 2 && cmd.args[1].kind != ImapArg::Kind::Atom))
     return protocolError(cmd.tag + " BAD Invalid arguments.", b);
-  if (!authAllowed()) return protocolError(cmd.tag + " " + std::string(kPrivacyRequired), b);
+  if (!authAllowed()) return protocolError(plaintextRefusal(cmd.tag, "AUTHENTICATE", b), b);
   auto mech = sasl::mechanismFromName(cmd.args[0].value);
   if (!mech) return protocolError(cmd.tag + " NO Unsupported authentication mechanism.", b);
   auth_tag_ = cmd.tag;

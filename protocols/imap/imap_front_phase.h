@@ -5,7 +5,10 @@
 // (RFC 4959) and continuations; then the backend's verdict, and the switch to
 // the opaque relay with whatever the client pipelined after its login
 // command. Plaintext credentials are refused unless Quirk::PlaintextAuth is
-// on. No I/O: it only returns Actions (phase.h).
+// on; when that quirk was retired for the client (SessionContext::
+// retired_quirks) the refusal carries the admin's retirement message,
+// "<tag> NO [PRIVACYREQUIRED] <message>", and is counted with a "retired:"
+// QuirkUsed. No I/O: it only returns Actions (phase.h).
 #pragma once
 
 #include <cstdint>
@@ -70,6 +73,10 @@ class ImapFrontPhase final : public FrontPhase {
   void close(CloseReason reason, Batch& b);
   Actions finish(Batch& b);
   bool authAllowed() const;
+  // "<tag> NO [PRIVACYREQUIRED] ..." for credentials on plaintext; the
+  // retirement message (and a "retired:" QuirkUsed) when plaintext_auth was
+  // retired for this client.
+  std::string plaintextRefusal(const std::string& tag, std::string_view command, Batch& b);
 
   SessionContext ctx_;
   ImapParser parser_;

@@ -183,8 +183,18 @@ Actions Pop3FrontPhase::onDownstreamTls() {
   return {ArmTimer{ctx_.preauth_timeout_ms}};
 }
 
+std::string Pop3FrontPhase::plaintextRefusal(std::string_view command, Batch& b) {
+  if (ctx_.retired_quirks.has(Quirk::PlaintextAuth)) {
+    // plaintext_auth was retired for this client: the admin's words, counted.
+    b.pre.push_back(QuirkUsed{Quirk::PlaintextAuth, "retired: POP3 " + std::string(command) + " without TLS refused"});
+    const std::string& msg = ctx_.retired_message;
+    if (!msg.empty() && isLineSafe(msg)) return "-ERR [AUTH] " + msg;
+  }
+  return std::string(kPrivacyRequired);
+}
+
 void Pop3FrontPhase::cmdUser(std::string_view args, Batch& b) {
-  if (!authAllowed()) return protocolError(kPrivacyRequired, b);
+  if (!authAllowed()) return protocolError(plaintextRefusal("USER", b), b);
   if (args.empty() || !sasl::validField(args)) return protocolError("-ERR Invalid user name.", b);
   wipe(user_);
   user_ = std::string(args);
@@ -192,7 +202,7 @@ void Pop3FrontPhase::cmdUser(std::string_view args, Batch& b) {
 }
 
 void Pop3FrontPhase::cmdPass(std::string_view args, Batch& b) {
-  if (!authAllowed()) return protocolError(kPrivacyRequired, b);
+  if (!authAllowed()) return protocolError(plaintextRefusal("PASS", b), b);
   if (user_.empty()) return protocolError("-ERR No username given.", b);
   if (!sasl::validField(args)) {
     wipe(user_);
@@ -212,7 +222,7 @@ void Pop3FrontPhase::cmdAuth(std::string_view args, Batch& b) {
     b.out += authAllowed() ? "+OK\r\nPLAIN\r\nLOGIN\r\n.\r\n" : "+OK\r\n.\r\n";
     return;
   }
-  if (!authAllowed()) return protocolError(kPrivacyRequired, b);
+  if (!authAllowed()) return protocolError(plaintextRefusal("AUTH", b), b);
   std::string_view rest = args;
   std::string_view mech_name = nextWord(rest);
   auto mech = sasl::mechanismFromName(mech_name);

@@ -4,7 +4,9 @@
 // AUTH PLAIN/LOGIN with initial response and continuations (RFC 5034), QUIT;
 // then the backend's verdict and the switch to the opaque relay with
 // whatever the client pipelined after its login command. Plaintext
-// credentials are refused unless Quirk::PlaintextAuth is on. No I/O: it only
+// credentials are refused unless Quirk::PlaintextAuth is on; when that quirk
+// was retired for the client the refusal is "-ERR [AUTH] <the admin's
+// retirement message>", counted with a "retired:" QuirkUsed. No I/O: it only
 // returns Actions (phase.h).
 #pragma once
 
@@ -63,6 +65,9 @@ class Pop3FrontPhase final : public FrontPhase {
   void close(CloseReason reason, Batch& b);
   Actions finish(Batch& b);
   bool authAllowed() const;
+  // "-ERR [AUTH] ..." for credentials on plaintext; the retirement message
+  // (and a "retired:" QuirkUsed) when plaintext_auth was retired.
+  std::string plaintextRefusal(std::string_view command, Batch& b);
 
   SessionContext ctx_;
   LineReader reader_;

@@ -101,6 +101,58 @@ std::string_view verbName(Verb v) {
 std::optional<PathArg> parseMailFrom(std::string_view args) { return parsePathArg(args, "FROM:"); }
 std::optional<PathArg> parseRcptTo(std::string_view args) { return parsePathArg(args, "TO:"); }
 
+std::optional<std::string> stripRcptQuotes(std::string_view line, std::string* address) {
+  // PCRE \s and [:space:].
+  auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; };
+  const size_t n = line.size();
+  if (!istartsWith(line, "RCPT")) return std::nullopt;
+  size_t i = 4;
+  const size_t ws = i;
+  while (i < n && space(line[i])) ++i;
+  if (i == ws || !istartsWith(line.substr(i), "TO:")) return std::nullopt;
+  i += 3;
+  while (i < n && space(line[i])) ++i;
+  if (i + 1 >= n || line[i] != '<' || line[i + 1] != '\'') return std::nullopt;
+  const size_t open = i + 1;  // the opening quote
+  const size_t p = open + 1;  // group 2 starts here
+  size_t run = p;
+  while (run < n && !space(line[run])) ++run;
+  // Greedy group 2: the last "'>" inside the run, at least one byte after p.
+  for (size_t q = run >= 2 ? run - 2 : 0; q > p && q + 1 < run; --q) {
+    if (line[q] == '\'' && line[q + 1] == '>') {
+      if (address) *address = std::string(line.substr(p, q - p));
+      std::string out;
+      out.reserve(n - 2);
+      out.append(line.substr(0, open));
+      out.append(line.substr(p, q - p));
+      out.append(line.substr(q + 1));
+      return out;
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> replaceMailFromPath(std::string_view line, std::string_view sender, std::string* old_path) {
+  Command cmd = parseCommand(line);
+  if (cmd.verb != Verb::Mail) return std::nullopt;
+  auto arg = parseMailFrom(cmd.args);
+  if (!arg || (arg->bracketed && arg->path.empty()) || iequals(arg->path, sender)) return std::nullopt;
+  if (old_path) *old_path = std::string(arg->path);
+  // Views into `line`: splice the new path in place of the old one.
+  const size_t begin = static_cast<size_t>(arg->path.data() - line.data());
+  const size_t end = begin + arg->path.size();
+  std::string out(line.substr(0, begin));
+  if (arg->bracketed) {
+    out.append(sender);
+  } else {
+    out += '<';
+    out.append(sender);
+    out += '>';
+  }
+  out.append(line.substr(end));
+  return out;
+}
+
 bool isIpv4(std::string_view s) {
   int parts = 0;
   size_t i = 0;

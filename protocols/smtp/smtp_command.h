@@ -64,6 +64,23 @@ struct PathArg {
 std::optional<PathArg> parseMailFrom(std::string_view args);
 std::optional<PathArg> parseRcptTo(std::string_view args);
 
+// smtp.rcpt_strip_quotes: iRedMail's smtpd_command_filter rule
+//   /^(RCPT\s+TO:\s*<)'([^[:space:]]+)'(>.*)/   $1$2$3
+// with PCRE semantics (Postfix pcre tables match case-insensitively; \s is
+// SP, HT, LF, VT, FF, CR; the middle group is greedy). `line` is a command
+// line without its line end. Returns the rewritten line, nullopt when the
+// rule does not match. The stripped address is put in `*address` if given.
+std::optional<std::string> stripRcptQuotes(std::string_view line, std::string* address = nullptr);
+
+// smtp.sender_align: `line` (no line end) with the reverse-path of its
+// "MAIL FROM:" replaced by `sender`, everything else byte-exact (the
+// keyword's spelling, spaces, every ESMTP parameter). An unbracketed path
+// becomes <sender>. nullopt when `line` is not a parsable MAIL FROM, when
+// its path is the null sender <> (bounces stay bounces), or when it already
+// equals `sender` ignoring ASCII case. The old path is put in `*old_path`.
+std::optional<std::string> replaceMailFromPath(std::string_view line, std::string_view sender,
+                                               std::string* old_path = nullptr);
+
 // RFC 5321 section 4.1.3 address literal: "[1.2.3.4]" or "[IPv6:...]".
 bool isAddressLiteral(std::string_view s);
 bool isIpv4(std::string_view s);

@@ -22,6 +22,8 @@ constexpr std::string_view kStarttlsSyntax = "501 5.5.4 Syntax: STARTTLS\r\n";
 constexpr std::string_view kEhloSyntax = "501 5.5.4 Syntax: EHLO hostname\r\n";
 constexpr std::string_view kHeloSyntax = "501 5.5.4 Syntax: HELO hostname\r\n";
 constexpr std::string_view kHeloFirst = "503 5.5.1 Error: send HELO/EHLO first\r\n";
+constexpr std::string_view kEhloFirst =
+    "503 5.5.1 Error: send EHLO first (STARTTLS and AUTH are ESMTP extensions)\r\n";
 constexpr std::string_view kAlreadyAuth = "503 5.5.1 Error: already authenticated\r\n";
 constexpr std::string_view kMustStarttls = "530 5.7.0 Must issue a STARTTLS command first\r\n";
 constexpr std::string_view kAuthRequired = "530 5.7.0 Authentication required\r\n";
@@ -187,6 +189,16 @@ void SmtpFrontPhase::handleCommand(std::string_view line) {
       handleAuth(cmd.args);
       return;
     case Verb::Mail:
+      if (!may_auth && ctx_.retired_quirks.has(Quirk::PlaintextAuth)) {
+        // The client would have needed plaintext AUTH: the admin's words.
+        push(QuirkUsed{Quirk::PlaintextAuth, "retired: MAIL without TLS and AUTH refused"});
+        retiredReply(530, "5.7.0", kMustStarttls);
+        countError();
+        return;
+      }
+      reply(may_auth ? kAuthRequired : kMustStarttls);
+      countError();
+      return;
     case Verb::Rcpt:
     case Verb::Data:
     case Verb::Bdat:
@@ -229,7 +241,10 @@ void SmtpFrontPhase::handleHelo(bool esmtp, std::string_view args) {
   esmtp_ = esmtp;
   helo_for_backend_ = value;
   push(ClientInfo{"helo", value});
-  if (ctx_.quirks.has(Quirk::SmtpHeloNormalize) && !isFqdn(value) && !isAddressLiteral(value)) {
+  const bool odd_helo = !isFqdn(value) && !isAddressLiteral(value);
+  if (odd_helo && !ctx_.quirks.has(Quirk::SmtpHeloNormalize) && ctx_.retired_quirks.has(Quirk::SmtpHeloNormalize))
+    push(QuirkUsed{Quirk::SmtpHeloNormalize, "retired: helo=" + logSafe(value, 100) + " passed unchanged"});
+  if (ctx_.quirks.has(Quirk::SmtpHeloNormalize) && odd_helo) {
     if (auto literal = addressLiteralFor(ctx_.client_ip)) {
       push(QuirkUsed{Quirk::SmtpHeloNormalize, "helo=" + logSafe(value, 100) + " -> " + *literal});
       helo_for_backend_ = std::move(*literal);
@@ -247,7 +262,16 @@ void SmtpFrontPhase::handleHelo(bool esmtp, std::string_view args) {
   lines.emplace_back("PIPELINING");
   if (ctx_.max_message_bytes != 0) lines.push_back("SIZE " + std::to_string(ctx_.max_message_bytes));
   if (!client_tls_ && ctx_.starttls_available) lines.emplace_back("STARTTLS");
-  if (client_tls_ || ctx_.quirks.has(Quirk::PlaintextAuth)) lines.emplace_back("AUTH PLAIN LOGIN");
+  if (client_tls_ || ctx_.quirks.has(Quirk::PlaintextAuth)) {
+    lines.emplace_back("AUTH PLAIN LOGIN");
+    if (ctx_.quirks.has(Quirk::SmtpAuthEquals)) {
+      // Postfix broken_sasl_auth_clients: the pre-RFC 2554 form right after.
+      lines.emplace_back("AUTH=PLAIN LOGIN");
+      push(QuirkUsed{Quirk::SmtpAuthEquals, "EHLO lists AUTH=PLAIN LOGIN"});
+    } else if (ctx_.retired_quirks.has(Quirk::SmtpAuthEquals)) {
+      push(QuirkUsed{Quirk::SmtpAuthEquals, "retired: AUTH=PLAIN LOGIN not listed"});
+    }
+  }
   lines.emplace_back("ENHANCEDSTATUSCODES");
   lines.emplace_back("8BITMIME");
   lines.emplace_back("DSN");
@@ -270,6 +294,7 @@ void SmtpFrontPhase::handleStarttls(std::string_view args) {
     countError();
     return;
   }
+  if (heloOnly() && !admitAfterHelo("STARTTLS")) return;
   reply(kTlsGoAhead);
   flush();
   push(StartTlsDownstream{});
@@ -294,12 +319,19 @@ void SmtpFrontPhase::handleAuth(std::string_view args) {
     countError();
     return;
   }
+  if (heloOnly() && !admitAfterHelo("AUTH")) return;
   if (!client_tls_ && !ctx_.quirks.has(Quirk::PlaintextAuth)) {
     // Security invariant 5: credentials are never collected, let alone forwarded.
-    reply(kMustStarttls);
+    if (ctx_.retired_quirks.has(Quirk::PlaintextAuth)) {
+      push(QuirkUsed{Quirk::PlaintextAuth, "retired: AUTH without TLS refused"});
+      retiredReply(530, "5.7.0", kMustStarttls);
+    } else {
+      reply(kMustStarttls);
+    }
     countError();
     return;
   }
+  if (heloOnly()) push(QuirkUsed{Quirk::SmtpHeloOnly, "AUTH after HELO"});
   std::string_view rest = args;
   std::string_view mech = firstWord(rest);
   rest = rest.substr(mech.size());
@@ -346,6 +378,32 @@ void SmtpFrontPhase::handleAuth(std::string_view args) {
   reply(sasl::kLoginPassChallenge);
   reply("\r\n");
   state_ = State::AuthLoginPass;
+}
+
+bool SmtpFrontPhase::admitAfterHelo(std::string_view what) {
+  if (ctx_.quirks.has(Quirk::SmtpHeloOnly)) {
+    if (what == "STARTTLS") push(QuirkUsed{Quirk::SmtpHeloOnly, "STARTTLS after HELO"});
+    return true;  // AUTH reports its use once it passes the TLS check
+  }
+  if (ctx_.retired_quirks.has(Quirk::SmtpHeloOnly)) {
+    push(QuirkUsed{Quirk::SmtpHeloOnly, "retired: " + std::string(what) + " after HELO refused"});
+    retiredReply(503, "5.5.1", kEhloFirst);
+  } else {
+    reply(kEhloFirst);
+  }
+  countError();
+  return false;
+}
+
+void SmtpFrontPhase::retiredReply(int code, std::string_view enhanced, std::string_view standard) {
+  const std::string& msg = ctx_.retired_message;
+  if (!msg.empty() && isLineSafe(msg)) {
+    if (auto r = formatReply(code, std::string(enhanced) + " " + msg)) {
+      reply(*r);
+      return;
+    }
+  }
+  reply(standard);
 }
 
 void SmtpFrontPhase::abortAuth() {
@@ -420,7 +478,9 @@ void SmtpFrontPhase::submit(Credentials creds) {
   Authenticate auth;
   auth.creds = std::move(creds);
   auth.helo = helo_for_backend_;
-  auth.esmtp = esmtp_;
+  // After HELO only smtp.helo_only gets here, and it makes the session ESMTP
+  // toward the backend (XCLIENT PROTO=ESMTP), as its AUTH requires.
+  auth.esmtp = esmtp_ || ctx_.quirks.has(Quirk::SmtpHeloOnly);
   push(std::move(auth));
   state_ = State::LoginPending;
 }

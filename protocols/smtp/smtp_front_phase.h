@@ -4,8 +4,17 @@
 // (RFC 3207, with the pipelined-plaintext discard of section 4.2 / CVE-2011-0411
 // and forgetting all pre-TLS state), AUTH PLAIN and LOGIN (RFC 4954, RFC 4616,
 // [MS-XLOGIN]) with byte-exact LOGIN challenges, pipelining (RFC 2920),
-// RFC 3463 enhanced status codes on every reply, the plaintext_auth and
-// smtp.helo_normalize quirks, error counting and timeouts.
+// RFC 3463 enhanced status codes on every reply, error counting and timeouts.
+//
+// STARTTLS and AUTH are ESMTP extensions: after HELO (not EHLO) they are
+// answered "503 5.5.1 Error: send EHLO first" unless smtp.helo_only is on
+// (then the session is ESMTP toward the backend). Quirks: plaintext_auth,
+// smtp.helo_normalize, smtp.auth_equals (the extra "250-AUTH=PLAIN LOGIN"
+// line), smtp.helo_only; each use is one QuirkUsed. Retired quirks
+// (SessionContext::retired_quirks) are counted with a "retired:" QuirkUsed
+// whenever the client would have needed them; where the refusal has a reply
+// (AUTH or MAIL on plaintext: 530; STARTTLS/AUTH after HELO: 503) its text
+// is the admin's retirement message.
 //
 // Replies produced by one onDownstreamData() call are coalesced into a single
 // SendDownstream action. While a login is pending the phase buffers further
@@ -61,6 +70,13 @@ class SmtpFrontPhase final : public FrontPhase {
   void finishPlain(std::string_view b64);
   void submit(Credentials creds);
   void abortAuth();
+  // After HELO (not EHLO): STARTTLS and AUTH are ESMTP extensions.
+  bool heloOnly() const { return helo_seen_ && !esmtp_; }
+  // smtp.helo_only: true when `what` may go on after HELO; otherwise answers
+  // 503 (the retirement message if the quirk was retired) and counts an error.
+  bool admitAfterHelo(std::string_view what);
+  // "<code> <enhanced> <retired_message>" when the admin set one, else `standard`.
+  void retiredReply(int code, std::string_view enhanced, std::string_view standard);
 
   // Output batching: replies accumulate in down_ and become one SendDownstream.
   void reply(std::string_view bytes) { down_ += bytes; }

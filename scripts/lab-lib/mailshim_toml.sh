@@ -136,7 +136,8 @@ connect_timeout_ms = 5000
 [[rule]]
 name = "legacy-lan"
 networks = ["127.0.0.2/32"]
-quirks = ["plaintext_auth", "smtp.helo_normalize", "tls.legacy_protocols"]
+quirks = ["plaintext_auth", "smtp.helo_normalize", "tls.legacy_protocols", "smtp.auth_equals",
+          "smtp.helo_only", "smtp.rcpt_strip_quotes", "smtp.bare_lf", "smtp.sender_align"]
 
 # 127.0.0.3: a legacy LAN whose rule has been retired (sunset passed, refuse).
 [[rule]]
@@ -150,7 +151,8 @@ message = "Plain-text login was retired on 2026-01-31. Set your mail program to 
 [[rule]]
 name = "modern"
 networks = ["0.0.0.0/0", "::/0"]
-quirks = []
+# Only fills a missing From display name (Outlook with "Your Name" left blank).
+quirks = ["smtp.display_name"]
 TOML
   mv -f "$out.tmp" "$out"
   chmod 0644 "$out"

@@ -61,7 +61,7 @@ class Mailshim:
 
     def start(self, wait_ports=None):
         wait_ports = wait_ports or self.wait_ports
-        self.log = open(self.log_path, "ab")
+        self.log = open(self.log_path, "wb")  # one run per file: checks never see older runs
         self.log_offset = self.log.tell()
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")

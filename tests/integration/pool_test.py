@@ -163,13 +163,15 @@ def test_backend_down_new_sessions_go_to_the_other():
     try:
         # Within the health-check interval (300 ms, fall = 1) the pool notices;
         # a session arriving earlier fails over on its own connect error.
-        h.log_contains(MS.log_path, r"upstream-health upstream=%s state=down" % home, timeout=5)
+        h.wait_for(lambda: re.search(r"upstream-health upstream=%s state=down" % home, MS.log_text()), timeout=5,
+                   what=f"{home} marked down")
         ok, lines = login(ALICE, ALICE_PW)
         assert ok, lines
         assert upstream_of_last_login(ALICE) == other
     finally:
         FWD[home].start()
-    h.log_contains(MS.log_path, r"upstream-health upstream=%s state=up" % home, timeout=5)
+    h.wait_for(lambda: re.search(r"upstream-health upstream=%s state=up" % home, MS.log_text()), timeout=5,
+               what=f"{home} marked up")
     ok, _ = login(ALICE, ALICE_PW)
     assert ok and upstream_of_last_login(ALICE) == home, "alice did not return to her backend"
 
@@ -179,7 +181,8 @@ def test_all_backends_down_immediate_bye():
         f.stop()
     try:
         for name in FWD:
-            h.log_contains(MS.log_path, r"upstream-health upstream=%s state=down" % name, timeout=5)
+            h.wait_for(lambda: re.search(r"upstream-health upstream=%s state=down" % name, MS.log_text()),
+                       timeout=5, what=f"{name} marked down")
         t0 = time.time()
         c = Raw("imaps_pool", source=MODERN, tls=True)
         assert c.line().startswith("* OK")

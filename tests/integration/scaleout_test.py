@@ -161,6 +161,7 @@ def test_haproxy_in_front_of_two_mailshims():
     with open(conf, "w") as f:
         f.write(f"""global
     maxconn 200
+    nbthread 1
 defaults
     mode tcp
     timeout connect 5s
@@ -183,7 +184,7 @@ backend mailshims
         h.wait_for(lambda: _listening(front), timeout=10, what="haproxy listening")
         # Two sessions from the legacy LAN through HAProxy: round robin puts
         # one on each mailshim; each sees the real client and applies its rule.
-        for _ in range(2):
+        for _ in range(4):
             m = smtp_legacy_send("smtp_haproxy", LEGACY)
             h.wait_for_message(BOB, m)
         for ms in instances:

@@ -85,7 +85,7 @@ TEST(ConfigLoader, BadValuesAreReported) {
   EXPECT_TRUE(anyErrorContains(loadConfigString(bad_port), "out of range"));
   std::string bad_up = baseConfig();
   bad_up.replace(bad_up.find("upstream = \"pf\""), 15, "upstream = \"zz\"");
-  EXPECT_TRUE(anyErrorContains(loadConfigString(bad_up), "no [[upstream]] named 'zz'"));
+  EXPECT_TRUE(anyErrorContains(loadConfigString(bad_up), "no [[upstream]] or [[pool]] named 'zz'"));
   std::string bad_cert = baseConfig();
   bad_cert.replace(bad_cert.find("cert_file = \"") + 13, readableFile().size(), "/nonexistent/cert.pem");
   EXPECT_TRUE(anyErrorContains(loadConfigString(bad_cert), "cannot read '/nonexistent/cert.pem'"));

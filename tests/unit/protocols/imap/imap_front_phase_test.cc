@@ -552,5 +552,61 @@ TEST(ImapFacade, RegistryCloseNoticesAndOpaqueRelay) {
   EXPECT_EQ(imapCloseNotice(CloseReason::ClientQuit, "x"), "");
 }
 
+// --- retired plaintext_auth (the admin's message, EN and JA) --------------------
+
+const std::string kRetiredEn =
+    "Plain-text login was retired on 2027-03-31. Set your mail program to SSL/TLS on port 993: "
+    "https://help.example.test/mail";
+const std::string kRetiredJa =
+    "平文ログインは2027年3月31日に廃止されました。メールソフトで SSL/TLS（ポート993）を選んでください: "
+    "https://help.example.test/mail";
+
+SessionContext retiredContext(const std::string& msg) {
+  SessionContext c = defaultContext();
+  c.retired_quirks.add(Quirk::PlaintextAuth);
+  c.retired_message = msg;
+  return c;
+}
+
+TEST(ImapFrontPhase, RetiredPlaintextAuthCarriesMessageNeverForwards) {
+  for (const std::string& msg : {kRetiredEn, kRetiredJa}) {
+    for (Split sp : kAllSplits) {
+      SCOPED_TRACE(splitName(sp));
+      Session s(retiredContext(msg));
+      // Capabilities unchanged: still LOGINDISABLED, no AUTH=.
+      EXPECT_EQ(s.take(),
+                "* OK [CAPABILITY IMAP4rev1 SASL-IR ID LITERAL+ STARTTLS LOGINDISABLED] mail.example.test ready.\r\n");
+      s.feed("a LOGIN bob secret\r\nb AUTHENTICATE PLAIN " + plainB64("bob", "secret") +
+                 "\r\nc LOGIN bob {6}\r\nd NOOP\r\n",
+             sp);
+      EXPECT_EQ(s.take(), "a NO [PRIVACYREQUIRED] " + msg + "\r\nb NO [PRIVACYREQUIRED] " + msg +
+                              "\r\nc NO [PRIVACYREQUIRED] " + msg + "\r\nd OK NOOP completed.\r\n");
+      EXPECT_TRUE(s.o.auths.empty());
+      EXPECT_EQ(s.o.connect_up, 0);
+      ASSERT_EQ(s.o.quirks.size(), 3u);
+      EXPECT_EQ(s.o.quirks[0].quirk, Quirk::PlaintextAuth);
+      EXPECT_EQ(s.o.quirks[0].detail, "retired: IMAP LOGIN without TLS refused");
+      EXPECT_EQ(s.o.quirks[1].detail, "retired: IMAP AUTHENTICATE without TLS refused");
+      EXPECT_EQ(s.o.quirks[2].detail, "retired: IMAP LOGIN without TLS refused");
+    }
+  }
+}
+
+TEST(ImapFrontPhase, RetiredPlaintextAuthWithoutMessageOrOnTls) {
+  Session s(retiredContext(""));
+  s.take();
+  s.feed("a LOGIN bob secret\r\n");
+  EXPECT_EQ(s.take(),
+            "a NO [PRIVACYREQUIRED] Plaintext authentication disallowed on non-secure (SSL/TLS) connections.\r\n");
+  EXPECT_EQ(s.o.quirks.size(), 1u);
+  SessionContext c = tlsContext();
+  c.retired_quirks.add(Quirk::PlaintextAuth);
+  c.retired_message = kRetiredEn;
+  Session t(c);
+  t.feed("a LOGIN bob secret\r\n");
+  EXPECT_EQ(t.o.auths.size(), 1u);
+  EXPECT_TRUE(t.o.quirks.empty());
+}
+
 }  // namespace
 }  // namespace mailshim::proto::imap

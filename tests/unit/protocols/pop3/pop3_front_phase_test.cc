@@ -325,5 +325,51 @@ TEST(Pop3Facade, RegistryAndCloseNotices) {
   EXPECT_EQ(pop3CloseNotice(CloseReason::ClientEof, "x"), "");
 }
 
+// --- retired plaintext_auth (the admin's message, EN and JA) --------------------
+
+const std::string kRetiredEn =
+    "Plain-text login was retired on 2027-03-31. Set your mail program to SSL/TLS on port 995: "
+    "https://help.example.test/mail";
+const std::string kRetiredJa =
+    "平文ログインは2027年3月31日に廃止されました。メールソフトで SSL/TLS（ポート995）を選んでください: "
+    "https://help.example.test/mail";
+
+TEST(Pop3FrontPhase, RetiredPlaintextAuthCarriesMessageNeverForwards) {
+  for (const std::string& msg : {kRetiredEn, kRetiredJa}) {
+    for (Split sp : kAllSplits) {
+      SCOPED_TRACE(splitName(sp));
+      SessionContext c = defaultContext();
+      c.retired_quirks.add(Quirk::PlaintextAuth);
+      c.retired_message = msg;
+      Session s(c);
+      s.take();
+      s.feed("CAPA\r\nUSER bob\r\nPASS secret\r\nAUTH PLAIN " + base64Encode("\0bob\0secret"s) + "\r\nAUTH\r\n", sp);
+      const std::string refusal = "-ERR [AUTH] " + msg + "\r\n";
+      EXPECT_EQ(s.take(), "+OK\r\nCAPA\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nPIPELINING\r\nAUTH-RESP-CODE\r\nSTLS\r\n.\r\n" +
+                              refusal + refusal + refusal + "+OK\r\n.\r\n");
+      EXPECT_TRUE(s.o.auths.empty());
+      EXPECT_EQ(s.o.connect_up, 0);
+      ASSERT_EQ(s.o.quirks.size(), 3u);
+      EXPECT_EQ(s.o.quirks[0].quirk, Quirk::PlaintextAuth);
+      EXPECT_EQ(s.o.quirks[0].detail, "retired: POP3 USER without TLS refused");
+      EXPECT_EQ(s.o.quirks[1].detail, "retired: POP3 PASS without TLS refused");
+      EXPECT_EQ(s.o.quirks[2].detail, "retired: POP3 AUTH without TLS refused");
+    }
+  }
+}
+
+TEST(Pop3FrontPhase, RetiredExampleFromTheIssue) {
+  SessionContext c = defaultContext();
+  c.retired_quirks.add(Quirk::PlaintextAuth);
+  c.retired_message =
+      "Plain-text login was retired on 2027-03-31. Set your mail program to SSL/TLS on port 995: https://...";
+  Session s(c);
+  s.take();
+  s.feed("USER bob\r\n");
+  EXPECT_EQ(s.take(),
+            "-ERR [AUTH] Plain-text login was retired on 2027-03-31. Set your mail program to SSL/TLS on port 995: "
+            "https://...\r\n");
+}
+
 }  // namespace
 }  // namespace mailshim::proto::pop3

@@ -204,5 +204,65 @@ TEST(SmtpCommand, XclientRefusesCrLfNul) {
   EXPECT_EQ(formatXclient(p, {"ADDR"}), "XCLIENT ADDR=127.0.0.1\r\n");
 }
 
+// smtp.rcpt_strip_quotes: iRedMail's /^(RCPT\s+TO:\s*<)'([^[:space:]]+)'(>.*)/ $1$2$3
+TEST(SmtpCommand, StripRcptQuotesLikeIredmailPcre) {
+  struct Case {
+    const char* in;
+    const char* out;  // nullptr: no match
+    const char* addr;
+  };
+  const Case cases[] = {
+      {"RCPT TO:<'bob@example.test'>", "RCPT TO:<bob@example.test>", "bob@example.test"},
+      {"RCPT TO:<'bob@example.test'> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;bob@example.test",
+       "RCPT TO:<bob@example.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;bob@example.test", "bob@example.test"},
+      {"rcpt to:<'bob@example.test'>", "rcpt to:<bob@example.test>", "bob@example.test"},
+      {"RCPT  TO:   <'bob@example.test'>", "RCPT  TO:   <bob@example.test>", "bob@example.test"},
+      {"RCPT\tTO:\t<'bob@example.test'>", "RCPT\tTO:\t<bob@example.test>", "bob@example.test"},
+      // Greedy middle group: the last "'>" of the non-space run.
+      {"RCPT TO:<'a'>'b'>", "RCPT TO:<a'>'b>", "a'>'b"},
+      {"RCPT TO:<'o'brien@example.test'>", "RCPT TO:<o'brien@example.test>", "o'brien@example.test"},
+      {"RCPT TO:<'a'> x'>", "RCPT TO:<a> x'>", "a"},
+      // No match.
+      {"RCPT TO:<bob@example.test>", nullptr, ""},
+      {"RCPT TO:<''>", nullptr, ""},
+      {"RCPT TO:<'bob @example.test'>", nullptr, ""},
+      {"RCPT TO:<'bob@example.test>", nullptr, ""},
+      {"RCPT TO:'bob@example.test'", nullptr, ""},
+      {"RCPTTO:<'bob@example.test'>", nullptr, ""},
+      {" RCPT TO:<'bob@example.test'>", nullptr, ""},
+      {"MAIL FROM:<'bob@example.test'>", nullptr, ""},
+      {"RCPT TO:<'", nullptr, ""},
+      {"RCPT", nullptr, ""},
+  };
+  for (const auto& c : cases) {
+    std::string addr;
+    auto out = stripRcptQuotes(c.in, &addr);
+    if (!c.out) {
+      EXPECT_FALSE(out) << c.in;
+      continue;
+    }
+    ASSERT_TRUE(out) << c.in;
+    EXPECT_EQ(*out, c.out);
+    EXPECT_EQ(addr, c.addr);
+  }
+}
+
+TEST(SmtpCommand, ReplaceMailFromPath) {
+  std::string old;
+  EXPECT_EQ(*replaceMailFromPath("MAIL FROM:<noreply@x.test> SIZE=10 BODY=8BITMIME", "a@x.test", &old),
+            "MAIL FROM:<a@x.test> SIZE=10 BODY=8BITMIME");
+  EXPECT_EQ(old, "noreply@x.test");
+  EXPECT_EQ(*replaceMailFromPath("mail from: <n@x.test>  RET=FULL ENVID=a+2Bb AUTH=<>", "a@x.test"),
+            "mail from: <a@x.test>  RET=FULL ENVID=a+2Bb AUTH=<>");
+  EXPECT_EQ(*replaceMailFromPath("MAIL FROM:n@x.test SIZE=1", "a@x.test"), "MAIL FROM:<a@x.test> SIZE=1");
+  EXPECT_EQ(*replaceMailFromPath("MAIL FROM:<\"q >\"@x.test>", "a@x.test"), "MAIL FROM:<a@x.test>");
+  EXPECT_FALSE(replaceMailFromPath("MAIL FROM:<>", "a@x.test"));
+  EXPECT_FALSE(replaceMailFromPath("MAIL FROM:<> SIZE=100", "a@x.test"));
+  EXPECT_FALSE(replaceMailFromPath("MAIL FROM:<A@X.TEST> SIZE=100", "a@x.test"));
+  EXPECT_FALSE(replaceMailFromPath("MAIL FROM:<a@x.test", "a@x.test"));
+  EXPECT_FALSE(replaceMailFromPath("MAIL TO:<n@x.test>", "a@x.test"));
+  EXPECT_FALSE(replaceMailFromPath("RCPT TO:<n@x.test>", "a@x.test"));
+}
+
 }  // namespace
 }  // namespace mailshim::proto::smtp

@@ -323,16 +323,20 @@ TEST_P(SmtpFront, HeloNormalizeTable) {
 }
 
 TEST_P(SmtpFront, HeloNormalizeIpv6AndHeloCommand) {
+  // Changed deliberately: AUTH after HELO now needs smtp.helo_only, and the
+  // session is then ESMTP toward the backend (it used to be esmtp=false).
   auto c = tlsContext();
   c.client_ip = "::1";
   c.quirks.add(Quirk::SmtpHeloNormalize);
+  c.quirks.add(Quirk::SmtpHeloOnly);
   auto f = make(c);
   f.send("HELO medea\r\nAUTH PLAIN " + plainIr("u@example.com", "pw") + "\r\n");
-  ASSERT_EQ(f.out.auths.size(), 1u);
+  ASSERT_EQ(f.out.auths.size(), 1u) << f.out.down;
   EXPECT_EQ(f.out.auths[0].helo, "[IPv6:::1]");
-  EXPECT_FALSE(f.out.auths[0].esmtp);
-  ASSERT_EQ(f.out.quirks.size(), 1u);
+  EXPECT_TRUE(f.out.auths[0].esmtp);
+  ASSERT_EQ(f.out.quirks.size(), 2u);
   EXPECT_EQ(f.out.quirks[0].detail, "helo=medea -> [IPv6:::1]");
+  EXPECT_EQ(f.out.quirks[1].quirk, Quirk::SmtpHeloOnly);
 }
 
 TEST_P(SmtpFront, HeloNormalizeOncePerEhlo) {
