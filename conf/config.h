@@ -32,6 +32,13 @@ struct ServerSettings {
   uint32_t workers = 0;  // event loop threads; 0 = one per CPU
 };
 
+// Prometheus text endpoint (GET /metrics). Disabled unless a port is set;
+// keep it on loopback (or a management network): it reveals traffic levels.
+struct MetricsSettings {
+  std::string address = "127.0.0.1";
+  uint16_t port = 0;
+};
+
 struct Limits {
   uint32_t max_line_bytes = 4096;
   uint32_t max_errors = 10;
@@ -170,6 +177,7 @@ struct Config {
   std::string source_path;
   ServerSettings server;
   Limits limits;
+  MetricsSettings metrics;
   TlsSettings tls;
   std::vector<Listener> listeners;
   std::vector<Upstream> upstreams;

@@ -32,11 +32,18 @@ class Loader {
     auto cfg = std::make_shared<Config>();
     cfg->source_path = path_;
     const toml::table& root = parsed.table();
-    checkKeys(root, {"server", "limits", "tls", "certificate", "listener", "upstream", "pool", "rule", "directory"},
+    checkKeys(root, {"server", "limits", "metrics", "tls", "certificate", "listener", "upstream", "pool", "rule",
+                     "directory"},
               "top level");
     if (auto* t = root["directory"].as_table()) readDirectory(*t, cfg->directory);
     if (auto* t = root["server"].as_table()) readServer(*t, cfg->server);
     if (auto* t = root["limits"].as_table()) readLimits(*t, cfg->limits);
+    if (auto* t = root["metrics"].as_table()) {
+      checkKeys(*t, {"address", "port"}, "[metrics]");
+      if (getString(*t, "address", cfg->metrics.address, false, "[metrics]") && !IpAddress::parse(cfg->metrics.address))
+        error((*t)["address"].node()->source(), "[metrics] address must be an IP address");
+      getUint(*t, "port", cfg->metrics.port, 1, 65535, false, "[metrics]");
+    }
     if (auto* t = root["tls"].as_table()) readTls(*t, cfg->tls);
     readArray(root, "certificate", [&](const toml::table& t) { readCertificate(t, *cfg); });
     readArray(root, "upstream", [&](const toml::table& t) { readUpstream(t, *cfg); });

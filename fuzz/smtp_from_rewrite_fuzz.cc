@@ -56,7 +56,7 @@ Run run(const SessionContext& ctx, std::string_view msg, const uint8_t* sizes, s
         require(!r.closed);
         r.down += d->bytes;
       } else if (std::holds_alternative<Close>(a)) {
-        require(std::get<Close>(a).reason == CloseReason::ClientError);
+        require(std::get<Close>(a).reason == CloseReason::MessageRefused);
         r.closed = true;
       } else if (auto* n = std::get_if<LogNote>(&a)) {
         require(lineSafe(n->text));

@@ -1,7 +1,9 @@
 // Server: workers, shared state, reload, drain. See server.h.
 #include "proxy/server.h"
 
+#include <event2/buffer.h>
 #include <event2/event.h>
+#include <event2/http.h>
 #include <sys/stat.h>
 
 #include <csignal>
@@ -26,6 +28,7 @@ Server::Server(conf::ConfigConstSharedPtr cfg, tls::TlsContextsConstSharedPtr tl
 }
 
 Server::~Server() {
+  if (metrics_http_) evhttp_free(metrics_http_);
   for (event* e : {sig_hup_, sig_term_, sig_int_, housekeeping_timer_})
     if (e) event_free(e);
   health_.reset();  // its probes live on worker 0's loop
@@ -61,6 +64,7 @@ bool Server::start() {
   if (!retirement_->load(err)) spdlog::warn("retirement{}", kv("error", err));
   for (auto& w : workers_)
     if (!w->openListeners()) return false;
+  if (!startMetrics()) return false;
   housekeeping_timer_ = event_new(main, -1, EV_PERSIST, housekeepingCb, this);
   timeval every{30, 0};
   evtimer_add(housekeeping_timer_, &every);
@@ -82,6 +86,44 @@ int Server::run() {
   saveRetirement();
   spdlog::info("stopped{}", kv("stats", stats().render()));
   return 0;
+}
+
+bool Server::startMetrics() {
+  if (cfg_->metrics.port == 0) return true;
+  metrics_http_ = evhttp_new(workers_.front()->base());
+  if (!metrics_http_ || evhttp_bind_socket(metrics_http_, cfg_->metrics.address.c_str(), cfg_->metrics.port) != 0) {
+    spdlog::error("metrics{}{}{}", kv("address", cfg_->metrics.address), kv("port", cfg_->metrics.port),
+                  kv("error", "cannot bind"));
+    return false;
+  }
+  evhttp_set_allowed_methods(metrics_http_, EVHTTP_REQ_GET);
+  evhttp_set_gencb(
+      metrics_http_,
+      [](evhttp_request* req, void* arg) {
+        auto* self = static_cast<Server*>(arg);
+        if (std::string_view(evhttp_request_get_uri(req)).rfind("/metrics", 0) != 0) {
+          evhttp_send_error(req, HTTP_NOTFOUND, "try /metrics");
+          return;
+        }
+        std::string body = self->metricsText();
+        evbuffer* buf = evbuffer_new();
+        evbuffer_add(buf, body.data(), body.size());
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain; version=0.0.4");
+        evhttp_send_reply(req, HTTP_OK, "OK", buf);
+        evbuffer_free(buf);
+      },
+      this);
+  spdlog::info("metrics{}{}", kv("address", cfg_->metrics.address), kv("port", cfg_->metrics.port));
+  return true;
+}
+
+std::string Server::metricsText() const {
+  std::string extra = "# TYPE mailshim_upstream_up gauge\n";
+  if (health_)
+    for (const auto& m : health_->members())
+      extra += "mailshim_upstream_up{upstream=\"" + m.name + "\"} " + (m.up ? "1" : "0") + "\n";
+  extra += "# TYPE mailshim_workers gauge\nmailshim_workers " + std::to_string(workers_.size()) + "\n";
+  return renderPrometheus(stats(), extra);
 }
 
 void Server::signalCb(int sig, short, void* arg) {

@@ -25,6 +25,7 @@
 #include "tls/tls_context.h"
 
 struct event;
+struct evhttp;
 
 namespace mailshim::proxy {
 
@@ -59,6 +60,8 @@ class Server {
   void housekeeping();
   void loadDirectory();
   void saveRetirement();
+  bool startMetrics();
+  std::string metricsText() const;
 
   conf::ConfigConstSharedPtr cfg_;  // main thread only
   tls::TlsContextsConstSharedPtr tls_;
@@ -68,6 +71,7 @@ class Server {
   event* sig_term_ = nullptr;
   event* sig_int_ = nullptr;
   event* housekeeping_timer_ = nullptr;
+  evhttp* metrics_http_ = nullptr;
   mutable std::mutex directory_mu_;
   proto::DirectoryConstSharedPtr directory_;
   time_t directory_mtime_ = 0;

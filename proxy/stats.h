@@ -54,3 +54,12 @@ struct Stats {
 Stats& stats();
 
 }  // namespace mailshim::proxy
+
+namespace mailshim::proxy {
+
+// Prometheus text exposition (version 0.0.4) of every counter, generated from
+// the same X-macro list as render(), plus the labelled families (quirk uses,
+// close reasons, per-worker sessions) and `extra` lines (e.g. upstream health).
+std::string renderPrometheus(const Stats& s, const std::string& extra);
+
+}  // namespace mailshim::proxy

@@ -30,6 +30,7 @@ std::string_view closeReasonName(CloseReason r) {
     case CloseReason::AuthRetired: return "auth_retired";
     case CloseReason::Shutdown: return "shutdown";
     case CloseReason::Killed: return "killed";
+    case CloseReason::MessageRefused: return "message_refused";
     case CloseReason::Internal: return "internal";
   }
   return "?";

@@ -41,7 +41,8 @@ enum class CloseReason : uint8_t {
   AuthRetired,         // a sunset rule refused the client
   Shutdown,            // mailshim is stopping
   Killed,              // admin KILL
-  Internal,            // a bug; logged with details
+  MessageRefused,      // a message mailshim refused itself (bare CR/LF); its reply was sent
+  Internal,            // a bug; logged with details (keep last: arrays are sized by it)
 };
 std::string_view closeReasonName(CloseReason r);
 

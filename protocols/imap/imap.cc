@@ -46,6 +46,7 @@ std::string imapCloseNotice(CloseReason reason, std::string_view /*server_name*/
     case CloseReason::ClientQuit:
     case CloseReason::ClientEof:
     case CloseReason::ClientError:
+    case CloseReason::MessageRefused:
     case CloseReason::TlsHandshakeFailed:
     case CloseReason::TlsRequired:
     case CloseReason::UpstreamEof:

@@ -44,6 +44,7 @@ std::string pop3CloseNotice(CloseReason reason, std::string_view /*server_name*/
     case CloseReason::ClientQuit:
     case CloseReason::ClientEof:
     case CloseReason::ClientError:
+    case CloseReason::MessageRefused:
     case CloseReason::TlsHandshakeFailed:
     case CloseReason::TlsRequired:
     case CloseReason::UpstreamEof:

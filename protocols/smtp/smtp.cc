@@ -63,6 +63,7 @@ std::string smtpCloseNotice(CloseReason reason, std::string_view server_name) {
     case CloseReason::ClientQuit:
     case CloseReason::ClientEof:
     case CloseReason::ClientError:
+    case CloseReason::MessageRefused:
     case CloseReason::TlsHandshakeFailed:
     case CloseReason::UpstreamEof:
       return {};

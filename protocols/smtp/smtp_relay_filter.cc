@@ -274,7 +274,7 @@ size_t SmtpRelayFilter::scanContent(std::string_view in, bool& end) {
   if (end) {
     const bool retired = retired_.has(Quirk::SmtpBareLf) && !retired_message_.empty();
     down_ += "550 5.6.11 " + (retired ? retired_message_ : std::string(kBareLineEndText)) + "\r\n";
-    close_ = CloseReason::ClientError;
+    close_ = CloseReason::MessageRefused;
     mode_ = Mode::Closed;
     refusing_ = false;
   }

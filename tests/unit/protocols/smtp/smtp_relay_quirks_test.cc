@@ -151,7 +151,7 @@ TEST_P(RelayQuirks, BareLineEndsRefusedNeverForwarded) {
     EXPECT_EQ(up.find("\r\n.\r\n"), std::string::npos);
     EXPECT_EQ(r->out.down, "354 End data with <CR><LF>.<CR><LF>\r\n" + k550);
     ASSERT_TRUE(r->out.close);
-    EXPECT_EQ(*r->out.close, CloseReason::ClientError);
+    EXPECT_EQ(*r->out.close, CloseReason::MessageRefused);
     EXPECT_EQ(r->out.trace.back(), "CLOSE");
     EXPECT_TRUE(r->noteContains("SMTP smuggling defence"));
     EXPECT_TRUE(r->out.quirks.empty());
@@ -171,7 +171,7 @@ TEST_P(RelayQuirks, RefusedMessageEndsOnlyAtItsDotLine) {
   EXPECT_FALSE(r->out.close);
   r->client(".\r\nQUIT\r\n");
   EXPECT_TRUE(r->out.down.ends_with(k550));
-  EXPECT_EQ(*r->out.close, CloseReason::ClientError);
+  EXPECT_EQ(*r->out.close, CloseReason::MessageRefused);
   EXPECT_EQ(content(*r).find("QUIT"), std::string::npos);
 }
 
@@ -198,7 +198,7 @@ TEST_P(RelayQuirks, BareLfRetiredCarriesMessage) {
     auto r = openData(relayContext({}, {Quirk::SmtpBareLf}, msg), GetParam());
     r->client("Subject: x\n\nbody\n.\n");
     EXPECT_EQ(r->out.down, "354 End data with <CR><LF>.<CR><LF>\r\n550 5.6.11 " + msg + "\r\n");
-    EXPECT_EQ(*r->out.close, CloseReason::ClientError);
+    EXPECT_EQ(*r->out.close, CloseReason::MessageRefused);
     ASSERT_EQ(r->uses(Quirk::SmtpBareLf), 1);
     EXPECT_EQ(r->out.quirks[0].detail, "retired: bare LF in message content refused");
   }
