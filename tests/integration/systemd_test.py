@@ -5,6 +5,7 @@ SIGTERM), a bad config on reload keeps the old one, and the unit file passes
 `systemd-analyze verify` when that tool is available."""
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -86,6 +87,17 @@ def test_unit_file_verifies():
             shutil.rmtree(d, ignore_errors=True)
 
 
+def test_security_exposure_is_ok():
+    tool = shutil.which("systemd-analyze")
+    assert tool, "systemd-analyze missing (scripts/install-deps installs systemd)"
+    unit = os.path.join(h.SRC, "systemd", "mailshim.service")
+    out = subprocess.run([tool, "security", "--offline=true", unit], capture_output=True, text=True, timeout=60)
+    m = re.search(r"Overall exposure level for mailshim.service: ([0-9.]+) (\w+)", out.stdout + out.stderr)
+    assert m, out.stdout[-2000:] + out.stderr[-2000:]
+    print(f"  exposure {m.group(1)} {m.group(2)}")
+    assert float(m.group(1)) <= 2.0, m.group(0)  # systemd calls <= 2.0 "OK"
+
+
 def test_check_config_reports_errors():
     d = tempfile.mkdtemp()
     try:
@@ -113,4 +125,5 @@ def test_check_config_reports_errors():
 
 
 if __name__ == "__main__":
-    h.run([test_check_config_reports_errors, test_notify_ready_reload_stopping, test_unit_file_verifies])
+    h.run([test_check_config_reports_errors, test_notify_ready_reload_stopping, test_unit_file_verifies,
+           test_security_exposure_is_ok])
