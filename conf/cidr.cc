@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 
+#include <cctype>
 #include <charconv>
 #include <cstring>
 
@@ -10,6 +11,10 @@ namespace mailshim::conf {
 
 std::optional<IpAddress> IpAddress::parse(std::string_view text) {
   if (text.empty() || text.size() > 64) return std::nullopt;
+  // inet_pton reads a C string: refuse embedded NULs and anything that is not
+  // an address character, so "1.2.3.4\0junk" cannot pass as 1.2.3.4.
+  for (char c : text)
+    if (!(std::isxdigit(static_cast<unsigned char>(c)) || c == '.' || c == ':')) return std::nullopt;
   std::string s(text);
   IpAddress a;
   if (inet_pton(AF_INET, s.c_str(), a.bytes.data()) == 1) return a;

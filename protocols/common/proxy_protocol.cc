@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 
 #include <array>
+#include <cctype>
 #include <cstring>
 
 namespace mailshim::proto {
@@ -25,6 +26,11 @@ bool parsePort(std::string_view s, uint16_t& out) {
 }
 
 bool validIp(const std::string& s, bool v6) {
+  // inet_pton reads a C string: an embedded NUL would hide trailing bytes
+  // ("128.0.0.9\0junk" would pass), so only address characters are allowed.
+  if (s.empty() || s.size() > 45) return false;
+  for (char c : s)
+    if (!(std::isxdigit(static_cast<unsigned char>(c)) || c == '.' || c == ':')) return false;
   unsigned char buf[16];
   return inet_pton(v6 ? AF_INET6 : AF_INET, s.c_str(), buf) == 1;
 }

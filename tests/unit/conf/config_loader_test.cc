@@ -147,6 +147,8 @@ TEST(Cidr, Matching) {
   EXPECT_FALSE(v6->contains(*IpAddress::parse("10.0.0.1")));
   EXPECT_TRUE(Cidr::parse("0.0.0.0/0")->contains(*IpAddress::parse("8.8.8.8")));
   EXPECT_FALSE(Cidr::parse("1.2.3.4/33"));
+  EXPECT_FALSE(IpAddress::parse(std::string("1.2.3.4\0junk", 12)));  // no NUL-truncated addresses
+  EXPECT_FALSE(IpAddress::parse(" 1.2.3.4"));
   EXPECT_FALSE(Cidr::parse("1.2.3.4/"));
   EXPECT_FALSE(Cidr::parse("1.2.3.4/x"));
   EXPECT_EQ(Cidr::parse("10.1.0.0/16")->toString(), "10.1.0.0/16");

@@ -38,6 +38,17 @@ TEST(ProxyProtocol, V1Tcp4WholeAndBytewise) {
   }
 }
 
+// Found by fuzz/proxy_header_fuzz.cc (kept in tests/fuzz/corpus/proxy_header/
+// regress_nul_in_address): a NUL inside the address field hid trailing bytes
+// from inet_pton, so "128.0.0.9\0\0\0002" passed as 128.0.0.9.
+TEST(ProxyProtocol, RegressionNulInsideV1Address) {
+  std::string h("PROXY TCP4 128.0.0.9\0\0\0002 127.0.0.1 51234 10\r\n", 45);
+  size_t c;
+  ProxyAddresses a;
+  std::string err;
+  EXPECT_EQ(ProxyHeaderDecoder().decode(h, c, a, err), Status::Error);
+}
+
 TEST(ProxyProtocol, V1Tcp6AndUnknown) {
   size_t c;
   ProxyAddresses a;
