@@ -10,6 +10,8 @@
 #include <openssl/x509v3.h>
 
 #include <algorithm>
+#include <atomic>
+#include <map>
 #include <cctype>
 #include <cstdio>
 #include <chrono>
@@ -37,31 +39,54 @@ int helloSlot() {
   return idx;
 }
 
-// --- client-side session cache (one session per upstream context) ----------
+// --- client-side session cache (one session per upstream context and thread) ---
+//
+// Each worker thread keeps its own last session per upstream context: an
+// SSL_SESSION is then only ever touched by the thread that made it (sharing
+// one across threads raced inside OpenSSL when one thread freed the session
+// another was copying during its handshake — seen under ThreadSanitizer).
+// Contexts are told apart by a process-unique id in their ex_data, so a
+// context built on reload at a recycled address never inherits a stale entry.
 
-int sessionSlot() {
+int contextIdSlot() {
   static int idx = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
   return idx;
 }
-std::mutex& sessionMutex() {
-  static std::mutex m;
-  return m;
+
+uint64_t contextId(SSL_CTX* ctx) {
+  return reinterpret_cast<uintptr_t>(SSL_CTX_get_ex_data(ctx, contextIdSlot()));
+}
+
+void assignContextId(SSL_CTX* ctx) {
+  static std::atomic<uintptr_t> next{1};
+  SSL_CTX_set_ex_data(ctx, contextIdSlot(), reinterpret_cast<void*>(next++));
+}
+
+struct ThreadSessionCache {
+  std::map<uint64_t, SSL_SESSION*> sessions;
+  ~ThreadSessionCache() {
+    for (auto& [id, sess] : sessions) SSL_SESSION_free(sess);
+  }
+};
+
+ThreadSessionCache& threadSessions() {
+  thread_local ThreadSessionCache cache;
+  return cache;
 }
 
 int onNewClientSession(SSL* ssl, SSL_SESSION* sess) {
-  SSL_CTX* ctx = SSL_get_SSL_CTX(ssl);
-  std::lock_guard<std::mutex> lock(sessionMutex());
-  auto* old = static_cast<SSL_SESSION*>(SSL_CTX_get_ex_data(ctx, sessionSlot()));
-  SSL_CTX_set_ex_data(ctx, sessionSlot(), sess);
-  if (old) SSL_SESSION_free(old);
+  SSL_SESSION*& slot = threadSessions().sessions[contextId(SSL_get_SSL_CTX(ssl))];
+  if (slot) SSL_SESSION_free(slot);
+  slot = sess;
   return 1;  // we keep the reference
 }
 
 void freeCachedSession(SSL_CTX* ctx) {
-  std::lock_guard<std::mutex> lock(sessionMutex());
-  auto* old = static_cast<SSL_SESSION*>(SSL_CTX_get_ex_data(ctx, sessionSlot()));
-  if (old) SSL_SESSION_free(old);
-  SSL_CTX_set_ex_data(ctx, sessionSlot(), nullptr);
+  auto& sessions = threadSessions().sessions;
+  auto it = sessions.find(contextId(ctx));
+  if (it == sessions.end()) return;
+  SSL_SESSION_free(it->second);
+  sessions.erase(it);
 }
 
 // --- session ticket key ring --------------------------------------------------
@@ -420,6 +445,7 @@ std::shared_ptr<const TlsContexts> TlsContexts::build(const conf::Config& cfg, s
     }
     SSL_CTX_set_session_cache_mode(c.get(), SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(c.get(), onNewClientSession);
+    assignContextId(c.get());
     out->clients_.push_back(std::move(c));
   }
   return out;
@@ -491,8 +517,8 @@ SSL* TlsContexts::newClientSsl(size_t index, const conf::Upstream& up) const {
     else
       X509_VERIFY_PARAM_set1_host(param, up.verify_name.c_str(), 0);
   }
-  std::lock_guard<std::mutex> lock(sessionMutex());
-  if (auto* sess = static_cast<SSL_SESSION*>(SSL_CTX_get_ex_data(ctx, sessionSlot()))) SSL_set_session(ssl, sess);
+  auto& sessions = threadSessions().sessions;
+  if (auto it = sessions.find(contextId(ctx)); it != sessions.end()) SSL_set_session(ssl, it->second);
   return ssl;
 }
 
