@@ -356,8 +356,7 @@ void Session::run(proto::Actions&& actions) {
     if (state_ == State::Closing) break;
     execute(a);
   }
-  --running_;
-  maybeDestroy();
+  --running_;  // destruction happens only from destroyCb, never inside run()
 }
 
 void Session::execute(proto::Action& action) {
@@ -370,7 +369,7 @@ void Session::execute(proto::Action& action) {
           if (up_) bufferevent_write(up_, v.bytes.data(), v.bytes.size());
           proto::wipe(v.bytes);  // may hold an AUTH payload
         } else if constexpr (std::is_same_v<T, proto::StartTlsDownstream>) {
-          startDownstreamTls(false);
+          startDownstreamTls();
         } else if constexpr (std::is_same_v<T, proto::StartTlsUpstream>) {
           startUpstreamTls();
         } else if constexpr (std::is_same_v<T, proto::ConnectUpstream>) {
@@ -510,9 +509,6 @@ void Session::scheduleDestroy() {
   event_active(destroy_ev_, 0, 0);
 }
 
-void Session::maybeDestroy() {
-  // Destruction always happens from destroyCb, never inside run().
-}
 
 void Session::destroyCb(int, short, void* arg) {
   auto* s = static_cast<Session*>(arg);
@@ -669,7 +665,7 @@ void Session::onDownEvent(short what) {
   }
 }
 
-void Session::startDownstreamTls(bool) {
+void Session::startDownstreamTls() {
   stats().downstream_starttls++;
   // Invariant 1: no plaintext crosses STARTTLS. The front phase consumed (and
   // discarded) everything we read; anything still in the socket buffer would

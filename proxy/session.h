@@ -52,12 +52,11 @@ class Session {
   void close(proto::CloseReason reason);
   void scheduleDestroy();
   size_t pendingDownOutput() const;  // bytes not yet handed to the kernel
-  void maybeDestroy();
 
   // downstream
   void onDownRead();
   void onDownEvent(short what);
-  void startDownstreamTls(bool implicit);
+  void startDownstreamTls();  // after STARTTLS: stack TLS on the client socket
   bool wrapDownstreamTls();  // stacks an OpenSSL filter on down_
   void startFront();
   void classify();       // connect-time rules and TLS profile for the client address

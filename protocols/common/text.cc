@@ -27,6 +27,15 @@ bool isLineSafe(std::string_view v) {
   return v.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
 }
 
+bool isPrintableToken(std::string_view v) {
+  if (v.empty()) return false;
+  for (char ch : v) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}
+
 std::string logSafe(std::string_view v, size_t max) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;

@@ -18,6 +18,10 @@ std::string asciiUpper(std::string_view s);
 // True when `v` may be interpolated into a protocol line: no CR, LF or NUL.
 bool isLineSafe(std::string_view v);
 
+// True when `v` is one non-empty token of visible ASCII (0x21-0x7e): no
+// spaces, controls or 8-bit bytes (HELO names, EHLO keywords).
+bool isPrintableToken(std::string_view v);
+
 // Renders untrusted bytes for a log line: printable ASCII kept, everything
 // else (controls, bytes >= 0x7f, '\\') escaped as \xNN, cut at `max` bytes
 // with "..." appended. Never returns a CR, LF or NUL.

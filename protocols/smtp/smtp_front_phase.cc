@@ -38,14 +38,6 @@ constexpr std::string_view kBadSyntax = "500 5.5.2 Error: bad syntax\r\n";
 constexpr std::string_view kAuthFailedDefault = "5.7.8 Error: authentication failed";
 constexpr std::string_view kTempFailDefault = "4.7.0 Temporary authentication failure";
 
-bool printableToken(std::string_view s) {
-  if (s.empty()) return false;
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    if (c < 0x21 || c > 0x7e) return false;
-  }
-  return true;
-}
 
 // Postfix printable(): everything outside visible ASCII becomes '?'.
 std::string printableCopy(std::string_view s) {
@@ -67,7 +59,7 @@ std::string_view firstWord(std::string_view s) {
 
 SmtpFrontPhase::SmtpFrontPhase(const SessionContext& ctx)
     : ctx_(ctx),
-      name_(printableToken(ctx.server_name) ? ctx.server_name : "localhost"),
+      name_(isPrintableToken(ctx.server_name) ? ctx.server_name : "localhost"),
       reader_(ctx.max_line_bytes),
       client_tls_(ctx.client_tls) {}
 

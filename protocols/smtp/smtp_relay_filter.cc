@@ -11,14 +11,6 @@ namespace {
 
 constexpr std::string_view kNotRecognized = "502 5.5.2 Error: command not recognized\r\n";
 
-bool printableToken(std::string_view s) {
-  if (s.empty()) return false;
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    if (c < 0x21 || c > 0x7e) return false;
-  }
-  return true;
-}
 
 // "BDAT <size> [LAST]": the chunk size and whether it is the last one.
 bool parseBdat(std::string_view args, uint64_t& size, bool& last) {
@@ -62,7 +54,7 @@ size_t findLineEnd(std::string_view in, size_t from) {
 }  // namespace
 
 SmtpRelayFilter::SmtpRelayFilter(const SessionContext& ctx)
-    : name_(printableToken(ctx.server_name) ? ctx.server_name : "localhost"),
+    : name_(isPrintableToken(ctx.server_name) ? ctx.server_name : "localhost"),
       quirks_(ctx.quirks),
       retired_(ctx.retired_quirks),
       retired_message_(isLineSafe(ctx.retired_message) ? ctx.retired_message : std::string()),

@@ -12,14 +12,8 @@ namespace {
 constexpr std::string_view kXclientRefused =
     "backend refused XCLIENT: add this mailshim's source address to smtpd_authorized_xclient_hosts in Postfix";
 
-bool printableToken(std::string_view s) {
-  if (s.empty() || s.size() > 255) return false;
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    if (c < 0x21 || c > 0x7e) return false;
-  }
-  return true;
-}
+// A HELO/keyword token short enough for one protocol line.
+bool printableToken(std::string_view s) { return s.size() <= 255 && isPrintableToken(s); }
 
 std::string describe(const Reply& r) { return logSafe(std::to_string(r.code) + " " + std::string(r.lastText()), 200); }
 
