@@ -46,6 +46,22 @@ struct Limits {
   uint32_t idle_timeout_ms = 1860000;
   uint64_t max_message_bytes = 15728640;
   uint32_t relay_buffer_bytes = 262144;
+  // Abuse limits (see docs/operations.md). Overridable per rule.
+  uint32_t max_sessions_per_address = 100;  // open sessions per client address (IPv6: per /64); 0 = no limit
+  uint32_t handshake_timeout_ms = 10000;    // TLS handshake (implicit or after STARTTLS) must finish within this
+  uint32_t login_timeout_ms = 180000;       // connect to completed login, however busy the client keeps us
+  uint32_t auth_failure_delay_ms = 2000;    // first failed login's reply is delayed this long ...
+  uint32_t auth_failure_delay_max_ms = 15000;  // ... doubling per failure from the address, up to this
+  uint32_t auth_failure_window_ms = 600000;    // failures older than this are forgotten
+  uint32_t max_auth_failures = 5;           // failed logins in one session, then it is closed
+};
+
+// Per-rule overrides of the abuse limits (a legacy LAN behind one NAT address
+// may need more sessions; a retired network fewer attempts).
+struct RuleLimits {
+  std::optional<uint32_t> max_sessions_per_address;
+  std::optional<uint32_t> auth_failure_delay_ms;
+  std::optional<uint32_t> max_auth_failures;
 };
 
 struct CertificateFiles {
@@ -144,6 +160,7 @@ struct Rule {
   std::optional<Date> sunset;              // after this day the quirks stop applying
   AfterSunset after_sunset = AfterSunset::Refuse;
   std::string message;  // shown to refused clients; one line, any language
+  RuleLimits limits;
 
   bool sunsetPassed(const Date& today) const { return sunset && today > *sunset; }
 };
@@ -175,6 +192,8 @@ struct DirectorySettings {
 
 struct Config {
   std::string source_path;
+  // The abuse limits that apply to a client matched by `rule` (may be null).
+  Limits limitsFor(const Rule* rule) const;
   ServerSettings server;
   Limits limits;
   MetricsSettings metrics;

@@ -157,7 +157,9 @@ class Loader {
 
   void readLimits(const toml::table& t, Limits& l) {
     checkKeys(t, {"max_line_bytes", "max_errors", "preauth_timeout_ms", "idle_timeout_ms",
-                  "max_message_bytes", "relay_buffer_bytes"},
+                  "max_message_bytes", "relay_buffer_bytes", "max_sessions_per_address", "handshake_timeout_ms",
+                  "login_timeout_ms", "auth_failure_delay_ms", "auth_failure_delay_max_ms", "auth_failure_window_ms",
+                  "max_auth_failures"},
               "[limits]");
     getUint(t, "max_line_bytes", l.max_line_bytes, 512, 65536, false, "[limits]");
     getUint(t, "max_errors", l.max_errors, 1, 1000, false, "[limits]");
@@ -165,6 +167,15 @@ class Loader {
     getUint(t, "idle_timeout_ms", l.idle_timeout_ms, 1000, 86400000, false, "[limits]");
     getUint(t, "max_message_bytes", l.max_message_bytes, 0, uint64_t{1} << 40, false, "[limits]");
     getUint(t, "relay_buffer_bytes", l.relay_buffer_bytes, 4096, 64u << 20, false, "[limits]");
+    getUint(t, "max_sessions_per_address", l.max_sessions_per_address, 0, 1000000, false, "[limits]");
+    getUint(t, "handshake_timeout_ms", l.handshake_timeout_ms, 100, 600000, false, "[limits]");
+    getUint(t, "login_timeout_ms", l.login_timeout_ms, 1000, 3600000, false, "[limits]");
+    getUint(t, "auth_failure_delay_ms", l.auth_failure_delay_ms, 0, 60000, false, "[limits]");
+    getUint(t, "auth_failure_delay_max_ms", l.auth_failure_delay_max_ms, 0, 300000, false, "[limits]");
+    getUint(t, "auth_failure_window_ms", l.auth_failure_window_ms, 1000, 86400000, false, "[limits]");
+    getUint(t, "max_auth_failures", l.max_auth_failures, 0, 1000, false, "[limits]");
+    if (l.auth_failure_delay_max_ms < l.auth_failure_delay_ms)
+      error(t.source(), "[limits] auth_failure_delay_max_ms must be at least auth_failure_delay_ms");
   }
 
   void readTls(const toml::table& t, TlsSettings& s) {
@@ -376,7 +387,7 @@ class Loader {
     Rule r;
     std::string what = "[[rule]]";
     checkKeys(t, {"name", "networks", "listeners", "users", "fingerprints", "quirks", "tls_profile", "sunset",
-                  "after_sunset", "message"},
+                  "after_sunset", "message", "max_sessions_per_address", "auth_failure_delay_ms", "max_auth_failures"},
               what);
     getString(t, "name", r.name, true, what);
     what = "[[rule]] '" + r.name + "'";
@@ -415,6 +426,10 @@ class Loader {
         error(node.node()->source(), "quirks must be an array of strings");
       }
     }
+    uint32_t n = 0;
+    if (getUint(t, "max_sessions_per_address", n, 0, 1000000, false, what)) r.limits.max_sessions_per_address = n;
+    if (getUint(t, "auth_failure_delay_ms", n, 0, 60000, false, what)) r.limits.auth_failure_delay_ms = n;
+    if (getUint(t, "max_auth_failures", n, 0, 1000, false, what)) r.limits.max_auth_failures = n;
     std::string profile;
     if (getString(t, "tls_profile", profile, false, what)) {
       if (profile != "modern" && profile != "legacy")

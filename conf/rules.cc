@@ -1,4 +1,5 @@
 // Rule evaluation, dates and globs. See config.h. No I/O (reads the clock).
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -134,6 +135,22 @@ RuleDecision Config::decide(const RuleQuery& q, const Date& today) const {
   d.quirks = quirks;
   d.legacy_tls = legacy;
   return d;
+}
+
+}  // namespace mailshim::conf
+
+namespace mailshim::conf {
+
+Limits Config::limitsFor(const Rule* rule) const {
+  Limits l = limits;
+  if (!rule) return l;
+  if (rule->limits.max_sessions_per_address) l.max_sessions_per_address = *rule->limits.max_sessions_per_address;
+  if (rule->limits.auth_failure_delay_ms) {
+    l.auth_failure_delay_ms = *rule->limits.auth_failure_delay_ms;
+    l.auth_failure_delay_max_ms = std::max(l.auth_failure_delay_max_ms, l.auth_failure_delay_ms);
+  }
+  if (rule->limits.max_auth_failures) l.max_auth_failures = *rule->limits.max_auth_failures;
+  return l;
 }
 
 }  // namespace mailshim::conf

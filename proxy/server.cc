@@ -138,6 +138,7 @@ void Server::housekeepingCb(int, short, void* arg) { static_cast<Server*>(arg)->
 
 void Server::housekeeping() {
   saveRetirement();
+  client_limits_.expire(ClientLimits::nowMs(), cfg_->limits.auth_failure_window_ms);
   // The directory file (e.g. a cron export from iRedMail's SQL) is reloaded when it changes.
   if (!cfg_->directory.file.empty()) {
     struct stat st{};

@@ -20,6 +20,7 @@
 
 #include "conf/config.h"
 #include "protocols/common/directory.h"
+#include "proxy/client_limits.h"
 #include "proxy/retirement_store.h"
 #include "proxy/upstream_health.h"
 #include "tls/tls_context.h"
@@ -52,6 +53,7 @@ class Server {
   proto::DirectoryConstSharedPtr directory() const;
   RetirementStore& retirement() { return *retirement_; }
   UpstreamHealth& health() { return *health_; }
+  ClientLimits& clientLimits() { return client_limits_; }
   std::string nextSessionId();
 
  private:
@@ -77,6 +79,7 @@ class Server {
   time_t directory_mtime_ = 0;
   std::unique_ptr<RetirementStore> retirement_;
   std::unique_ptr<UpstreamHealth> health_;
+  ClientLimits client_limits_;
   bool draining_ = false;
   std::atomic<uint64_t> session_counter_{0};
   uint32_t session_salt_ = 0;

@@ -22,6 +22,7 @@
 #include "protocols/common/secret.h"
 #include "protocols/common/text.h"
 #include "protocols/protocol_registry.h"
+#include "proxy/client_limits.h"
 #include "proxy/log.h"
 #include "proxy/net.h"
 #include "proxy/worker.h"
@@ -147,13 +148,47 @@ Session::Session(Worker& server, conf::ConfigConstSharedPtr cfg, tls::TlsContext
   timer_ = evtimer_new(base, timerCb, this);
   up_timer_ = evtimer_new(base, upTimerCb, this);
   destroy_ev_ = event_new(base, -1, 0, destroyCb, this);
+  login_deadline_ = evtimer_new(base, loginDeadlineCb, this);
+  auth_delay_ = evtimer_new(base, authDelayCb, this);
+  if (!via_proxy_) takeAddressSlot();  // behind a load balancer: once the PROXY header named the client
   stats().sessions_accepted++;
   stats().sessions_active++;
+  stats().listener_sessions.add({listener_.name});
+  stats().sessions.add({listener_.name, stateName(state_)});
+}
+
+std::string_view Session::stateName(State s) {
+  switch (s) {
+    case State::ProxyHeader: return "proxy_header";
+    case State::Sniffing: return "sniffing";
+    case State::TlsHandshake: return "tls_handshake";
+    case State::Front: return "preauth";
+    case State::Login: return "login";
+    case State::Relay: return "relay";
+    case State::Closing: return "closing";
+  }
+  return "?";
+}
+
+void Session::setState(State s) {
+  if (s == state_) return;
+  stats().sessions.add({listener_.name, stateName(state_)}, -1);
+  stats().sessions.add({listener_.name, stateName(s)}, 1);
+  state_ = s;
 }
 
 void Session::classify() {
   applyDecision(cfg_->decide(conf::RuleQuery{address_, listener_.name, std::nullopt, std::nullopt}, today_));
   profile_ = decision_.legacy_tls ? tls::Profile::Legacy : tls::Profile::Modern;
+  limits_ = cfg_->limitsFor(decision_.rule);
+}
+
+void Session::takeAddressSlot() {
+  // Counted from accept, so clients that never finish a TLS handshake or a
+  // line (slowloris) hold their slot too. Over the limit the client still
+  // gets a clear reply (at the greeting, after TLS where TLS comes first).
+  slot_held_ = server_.clientLimits().acquire(address_, limits_.max_sessions_per_address);
+  over_limit_ = !slot_held_;
 }
 
 void Session::applyDecision(const conf::RuleDecision& d) {
@@ -176,7 +211,12 @@ void Session::noteQuirk(proto::Quirk q, const std::string& detail) {
   use.first++;
   if (overdue) use.second++;
   stats().quirk_uses[static_cast<size_t>(q)]++;
-  if (overdue) stats().quirk_overdue_uses++;
+  std::string_view rule = ctx_.rule_name.empty() ? std::string_view("-") : std::string_view(ctx_.rule_name);
+  stats().quirk_rule_uses.add({proto::quirkId(q), rule});
+  if (overdue) {
+    stats().quirk_overdue_uses++;
+    stats().quirk_rule_overdue_uses.add({proto::quirkId(q), rule});
+  }
   spdlog::info("quirk{}{}{}{}{}", tag(), kv("quirk", proto::quirkId(q)),
                kv("rule", ctx_.rule_name.empty() ? "-" : ctx_.rule_name), kv("detail", detail),
                overdue ? kv("overdue", decision_.rule && decision_.rule->sunset ? decision_.rule->sunset->toString()
@@ -190,7 +230,11 @@ Session::~Session() {
   if (timer_) event_free(timer_);
   if (up_timer_) event_free(up_timer_);
   if (destroy_ev_) event_free(destroy_ev_);
+  if (login_deadline_) event_free(login_deadline_);
+  if (auth_delay_) event_free(auth_delay_);
+  if (slot_held_) server_.clientLimits().release(address_);
   stats().sessions_active--;
+  stats().sessions.add({listener_.name, stateName(state_)}, -1);
   server_.sessionClosed(this);
 }
 
@@ -214,6 +258,9 @@ void Session::start() {
     return;
   }
   bufferevent_enable(down_, EV_READ | EV_WRITE);
+  timeval deadline{static_cast<time_t>(limits_.login_timeout_ms / 1000),
+                   static_cast<suseconds_t>((limits_.login_timeout_ms % 1000) * 1000)};
+  evtimer_add(login_deadline_, &deadline);
   if (state_ == State::ProxyHeader) {
     proxy_ip_ = ctx_.client_ip;
     armTimer(listener_.proxy_header_timeout_ms);
@@ -253,6 +300,7 @@ void Session::onProxyHeader(bool timed_out) {
             ctx_.client_ip = addr->toString();  // ::ffff:a.b.c.d -> a.b.c.d
           }
           classify();
+          takeAddressSlot();
         }
         logConnect();
         beginClient();
@@ -281,9 +329,9 @@ void Session::beginClient() {
     bool pending = evbuffer_get_length(bufferevent_get_input(down_)) > 0;
     if (ctx_.client_tls) {
       if (!wrapDownstreamTls()) return;
-      state_ = State::TlsHandshake;
+      setState(State::TlsHandshake);
     } else if (listener_.tls == conf::ListenerTls::Auto) {
-      state_ = State::Sniffing;
+      setState(State::Sniffing);
       armTimer(listener_.sniff_timeout_ms);
       if (pending) onSniff(false);
       return;
@@ -294,7 +342,11 @@ void Session::beginClient() {
     }
   }
   if (state_ == State::TlsHandshake) {
-    armTimer(ctx_.preauth_timeout_ms);  // bounds the handshake too
+    armTimer(limits_.handshake_timeout_ms);
+    return;
+  }
+  if (state_ == State::Sniffing && over_limit_) {
+    startFront();  // refuse at once, in plaintext
     return;
   }
   if (state_ == State::Sniffing) {
@@ -307,7 +359,18 @@ void Session::beginClient() {
 }
 
 void Session::startFront() {
-  state_ = State::Front;
+  setState(State::Front);
+  if (over_limit_) {
+    stats().sessions_refused_address_limit++;
+    stats().refusals.add({listener_.name, "too_many_connections"});
+    spdlog::warn("refused{}{}{}{}", tag(), kv("listener", listener_.name), kv("reason", "too_many_connections"),
+                 kv("limit", limits_.max_sessions_per_address));
+    std::string notice =
+        proto::closeNotice(listener_.protocol, proto::CloseReason::TooManyConnections, ctx_.server_name);
+    bufferevent_write(down_, notice.data(), notice.size());
+    close(proto::CloseReason::TooManyConnections);
+    return;
+  }
   front_ = proto::makeFrontPhase(listener_.protocol, ctx_);
   if (!front_) {
     close(proto::CloseReason::Internal);
@@ -330,8 +393,8 @@ void Session::onSniff(bool timed_out) {
                 "TLS ClientHello before the greeting on " + listener_.name + " port " +
                     std::to_string(listener_.port) + ": implicit TLS");
       if (!wrapDownstreamTls()) return;
-      state_ = State::TlsHandshake;
-      armTimer(ctx_.preauth_timeout_ms);
+      setState(State::TlsHandshake);
+      armTimer(limits_.handshake_timeout_ms);
       return;
     }
   }
@@ -378,7 +441,8 @@ void Session::execute(proto::Action& action) {
         } else if constexpr (std::is_same_v<T, proto::Authenticate>) {
           if (listener_.protocol == proto::Protocol::Smtp) fp_.helo_only = !v.esmtp;
           login_pending_ = true;
-          state_ = State::Login;
+          setState(State::Login);
+          login_started_ = std::chrono::steady_clock::now();
           pending_auth_ = v;  // kept for a failover to another pool member
           if (!ensureUpstream(v.creds.user)) return;
           // The login phase queues the credentials until the backend is ready.
@@ -404,7 +468,8 @@ void Session::execute(proto::Action& action) {
         } else if constexpr (std::is_same_v<T, proto::UserKnown>) {
           user_ = v.user;
         } else if constexpr (std::is_same_v<T, proto::ArmTimer>) {
-          armTimer(v.ms);
+          // While a STARTTLS handshake is pending the handshake deadline rules.
+          armTimer(down_tls_pending_ ? std::min(v.ms, limits_.handshake_timeout_ms) : v.ms);
         } else if constexpr (std::is_same_v<T, proto::Close>) {
           close(v.reason);
         } else if constexpr (std::is_same_v<T, proto::LoginDone>) {
@@ -419,6 +484,11 @@ void Session::execute(proto::Action& action) {
           if (r.kind == proto::LoginResult::Kind::Ok) stats().auth_ok++;
           if (r.kind == proto::LoginResult::Kind::AuthFailed) stats().auth_failed++;
           if (r.kind == proto::LoginResult::Kind::TempFail) stats().auth_tempfail++;
+          stats().auth_results.add({listener_.name, verdict});
+          if (upstream_ && r.kind != proto::LoginResult::Kind::TempFail)
+            stats().upstream_login_seconds.observe(
+                upstream_->name,
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - login_started_).count());
           auto level = r.kind == proto::LoginResult::Kind::Ok ? spdlog::level::info : spdlog::level::warn;
           spdlog::log(level, "login{}{}{}{}{}", tag(), kv("result", verdict), kv("upstream", upstream_ ? upstream_->name : "-"),
                       kv("helo", helo_.empty() ? "-" : helo_),
@@ -429,7 +499,6 @@ void Session::execute(proto::Action& action) {
             login_.reset();
             up_connected_ = up_tls_ = up_tls_pending_ = false;
           }
-          if (state_ == State::Login) state_ = State::Front;
           if (r.kind == proto::LoginResult::Kind::Ok) {
             // Rules that name users or fingerprints are decided now; their
             // message-level quirks apply to the relay.
@@ -439,10 +508,60 @@ void Session::execute(proto::Action& action) {
               spdlog::info("rule{}{}{}", tag(), kv("rule", d.rule ? d.rule->name : "-"), kv("fingerprint", fp));
             login_decision_ = d;
           }
-          run(front_->onLoginResult(r));
+          if (r.kind == proto::LoginResult::Kind::AuthFailed) {
+            // Brute-force throttle: the failure reply waits base * 2^(n-1)
+            // (capped), n = recent failures from this address on any session.
+            auth_failures_++;
+            uint32_t n = server_.clientLimits().recordFailure(address_, ClientLimits::nowMs(), limits_.auth_failure_window_ms);
+            uint32_t delay = ClientLimits::failureDelayMs(n, limits_.auth_failure_delay_ms,
+                                                          limits_.auth_failure_delay_max_ms);
+            if (delay > 0) {
+              stats().auth_failure_delays++;
+              stats().refusals.add({listener_.name, "auth_failure_delay"});
+              delayed_result_ = r;
+              timeval tv{static_cast<time_t>(delay / 1000), static_cast<suseconds_t>((delay % 1000) * 1000)};
+              evtimer_add(auth_delay_, &tv);
+              return;
+            }
+          } else if (r.kind == proto::LoginResult::Kind::Ok) {
+            server_.clientLimits().recordSuccess(address_);
+            evtimer_del(login_deadline_);
+          }
+          deliverLoginResult(r);
         }
       },
       action);
+}
+
+void Session::deliverLoginResult(const proto::LoginResult& r) {
+  if (state_ == State::Login) setState(State::Front);
+  run(front_->onLoginResult(r));
+  if (r.kind == proto::LoginResult::Kind::AuthFailed && limits_.max_auth_failures != 0 &&
+      auth_failures_ >= limits_.max_auth_failures && state_ != State::Closing) {
+    stats().sessions_closed_auth_failures++;
+    stats().refusals.add({listener_.name, "too_many_auth_failures"});
+    spdlog::warn("refused{}{}{}", tag(), kv("reason", "too_many_auth_failures"), kv("failures", auth_failures_));
+    closeWithNotice(proto::CloseReason::TooManyAuthFailures);
+  }
+}
+
+void Session::authDelayCb(int, short, void* arg) {
+  auto* s = static_cast<Session*>(arg);
+  if (s->state_ == State::Closing || !s->delayed_result_) return;
+  auto r = std::move(*s->delayed_result_);
+  s->delayed_result_.reset();
+  s->deliverLoginResult(r);
+}
+
+void Session::loginDeadlineCb(int, short, void* arg) {
+  auto* s = static_cast<Session*>(arg);
+  if (s->state_ == State::Closing || s->state_ == State::Relay) return;
+  stats().login_timeouts++;
+  stats().refusals.add({s->listener_.name, "login_timeout"});
+  if (s->state_ == State::Front || s->state_ == State::Login)
+    s->closeWithNotice(proto::CloseReason::LoginTimeout);
+  else
+    s->close(proto::CloseReason::LoginTimeout);  // still in TLS, sniffing or the PROXY header
 }
 
 // --- closing -----------------------------------------------------------------
@@ -460,9 +579,11 @@ void Session::shutdown(proto::CloseReason reason) { closeWithNotice(reason); }
 
 void Session::close(proto::CloseReason reason) {
   if (state_ == State::Closing) return;
-  state_ = State::Closing;
+  setState(State::Closing);
   close_reason_ = reason;
-  stats().close_reasons[static_cast<size_t>(reason)]++;
+  stats().sessions_closed.add({proto::closeReasonName(reason)});
+  stats().bytes_relayed.add({listener_.name, "from_client"}, static_cast<int64_t>(bytes_from_client_));
+  stats().bytes_relayed.add({listener_.name, "from_backend"}, static_cast<int64_t>(bytes_from_backend_));
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_);
   std::string fp = currentFingerprint();
   spdlog::info("disconnect{}{}{}{}{}{}", tag(), kv("reason", proto::closeReasonName(reason)),
@@ -576,7 +697,7 @@ void Session::onTimer() {
     case State::Front:
     case State::Login:
       if (down_tls_pending_) {
-        stats().downstream_tls_failures++;
+        logHandshakeFailure("handshake timeout after STARTTLS");
         close(proto::CloseReason::Timeout);
         return;
       }
@@ -626,6 +747,7 @@ void Session::onDownEvent(short what) {
     stats().downstream_tls_handshakes++;
     SSL* ssl = bufferevent_openssl_get_ssl(down_);
     int version = SSL_version(ssl);
+    stats().tls_handshakes.add({listener_.name, SSL_get_version(ssl)});
     spdlog::info("tls{}{}{}{}{}", tag(), kv("side", "downstream"), kv("cipher", tls::describe(ssl)),
                  kv("sni", hello_.sni.empty() ? "-" : hello_.sni), kv("profile", tls::profileName(profile_)));
     if (profile_ == tls::Profile::Legacy && version < TLS1_2_VERSION)
@@ -677,6 +799,7 @@ void Session::startDownstreamTls() {
   }
   if (!wrapDownstreamTls()) return;
   down_tls_pending_ = true;
+  armTimer(limits_.handshake_timeout_ms);
 }
 
 bool Session::wrapDownstreamTls() {
@@ -698,6 +821,21 @@ bool Session::wrapDownstreamTls() {
 
 void Session::logHandshakeFailure(const std::string& error) {
   stats().downstream_tls_failures++;
+  // A few stable classes for the metric; the log line says it in full.
+  std::string_view cls = "other";
+  if (error.find("timeout") != std::string::npos)
+    cls = "timeout";
+  else if (hello_.seen && hello_.max_version && hello_.max_version < TLS1_2_VERSION)
+    cls = "protocol_version";
+  else if (!hello_.seen && error.find("wrong version number") != std::string::npos)
+    cls = "not_tls";
+  else if (error.find("eof") != std::string::npos || error.empty())
+    cls = "client_closed";
+  else if (error.find("no shared cipher") != std::string::npos || error.find("no suitable") != std::string::npos)
+    cls = "no_shared_cipher";
+  else if (error.find("alert") != std::string::npos)
+    cls = "client_alert";
+  stats().tls_handshake_failures.add({listener_.name, cls});
   // Say in plain words why, e.g. "client offered only TLSv1; rule 'modern' requires TLSv1.2".
   std::string why = error;
   if (hello_.seen && hello_.max_version && hello_.max_version < TLS1_2_VERSION &&
@@ -746,7 +884,7 @@ bool Session::ensureUpstream(const std::string& user) {
       if (login_pending_) {
         login_pending_ = false;
         stats().auth_tempfail++;
-        if (state_ == State::Login) state_ = State::Front;
+        if (state_ == State::Login) setState(State::Front);
         run(front_->onLoginResult(proto::LoginResult{}));
       }
       return false;
@@ -788,6 +926,7 @@ void Session::connectUpstream() {
   }
   setNoDelay(fd);
   stats().upstream_connects++;
+  up_connect_started_ = std::chrono::steady_clock::now();
   up_ = bufferevent_socket_new(server_.base(), fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
   bufferevent_setcb(up_, upReadCb, upWriteCb, upEventCb, this);
   bufferevent_enable(up_, EV_READ | EV_WRITE);
@@ -836,6 +975,8 @@ void Session::onUpEvent(short what) {
       }
       return;
     }
+    stats().upstream_connect_seconds.observe(
+        upstream_->name, std::chrono::duration<double>(std::chrono::steady_clock::now() - up_connect_started_).count());
     if (upstream_->client_address == proto::ClientAddressMode::ProxyV2) {
       // PROXY v2 first, in plaintext, before any TLS: the backend learns the
       // real client (and, via the SSL TLV, that the client leg was TLS).
@@ -920,7 +1061,7 @@ void Session::upstreamFailed(const std::string& why, bool tls_problem) {
   if (login_pending_) {
     login_pending_ = false;
     stats().auth_tempfail++;
-    if (state_ == State::Login) state_ = State::Front;
+    if (state_ == State::Login) setState(State::Front);
     proto::LoginResult r;
     r.kind = proto::LoginResult::Kind::TempFail;
     run(front_->onLoginResult(r));
@@ -960,9 +1101,10 @@ void Session::enterRelay(proto::EnterRelay& r) {
     close(proto::CloseReason::Internal);
     return;
   }
-  state_ = State::Relay;
+  setState(State::Relay);
   login_.reset();
   evtimer_del(up_timer_);
+  evtimer_del(login_deadline_);
   if (login_decision_) applyDecision(*login_decision_);
   ctx_.user = user_;
   ctx_.directory = server_.directory();

@@ -47,6 +47,8 @@ class Session {
  private:
   enum class State { ProxyHeader, Sniffing, TlsHandshake, Front, Login, Relay, Closing };
 
+  static std::string_view stateName(State s);
+  void setState(State s);  // keeps the sessions{listener,state} gauge
   void run(proto::Actions&& actions);
   void execute(proto::Action& action);
   void close(proto::CloseReason reason);
@@ -85,6 +87,10 @@ class Session {
   void armTimer(uint32_t ms);
   void onTimer();
   void armUpTimer(uint32_t ms);
+  // Abuse limits: the per-address session slot, the login deadline and the
+  // delayed reply to a failed login.
+  void takeAddressSlot();
+  void deliverLoginResult(const proto::LoginResult& r);
   void closeWithNotice(proto::CloseReason reason);
 
   std::string tag() const;  // "session=... rip=..." prefix for log lines
@@ -102,6 +108,8 @@ class Session {
   static void timerCb(int, short, void* arg);
   static void upTimerCb(int, short, void* arg);
   static void destroyCb(int, short, void* arg);
+  static void loginDeadlineCb(int, short, void* arg);
+  static void authDelayCb(int, short, void* arg);
 
   Worker& server_;  // the worker (thread) this session lives on
   conf::ConfigConstSharedPtr cfg_;
@@ -130,6 +138,13 @@ class Session {
   event* timer_ = nullptr;
   event* up_timer_ = nullptr;
   event* destroy_ev_ = nullptr;
+  event* login_deadline_ = nullptr;
+  event* auth_delay_ = nullptr;
+  conf::Limits limits_;                  // effective abuse limits (connect-time rule)
+  bool slot_held_ = false;               // counted in ClientLimits for address_
+  bool over_limit_ = false;              // refused at the greeting: too many sessions
+  uint32_t auth_failures_ = 0;           // failed logins in this session
+  std::optional<proto::LoginResult> delayed_result_;
   State state_ = State::Front;
   bool up_connected_ = false;
   bool up_tls_ = false;          // upstream leg is TLS now
@@ -149,6 +164,8 @@ class Session {
   std::chrono::steady_clock::time_point started_;
   std::chrono::steady_clock::time_point last_activity_;
   std::chrono::steady_clock::time_point closing_since_;
+  std::chrono::steady_clock::time_point login_started_;
+  std::chrono::steady_clock::time_point up_connect_started_;
   uint64_t bytes_from_client_ = 0;
   uint64_t bytes_from_backend_ = 0;
 };

@@ -40,6 +40,7 @@ Worker::~Worker() {
 proto::DirectoryConstSharedPtr Worker::directory() const { return server_.directory(); }
 RetirementStore& Worker::retirement() { return server_.retirement(); }
 UpstreamHealth& Worker::health() { return server_.health(); }
+ClientLimits& Worker::clientLimits() { return server_.clientLimits(); }
 std::string Worker::nextSessionId() { return server_.nextSessionId(); }
 
 void Worker::post(std::function<void(Worker&)> task) {

@@ -30,6 +30,7 @@ namespace mailshim::proxy {
 class Server;
 class Session;
 class RetirementStore;
+class ClientLimits;
 class UpstreamHealth;
 
 class Worker {
@@ -58,6 +59,7 @@ class Worker {
   proto::DirectoryConstSharedPtr directory() const;
   RetirementStore& retirement();
   UpstreamHealth& health();
+  ClientLimits& clientLimits();
   std::string nextSessionId();
   void sessionClosed(Session* s);
 

@@ -31,6 +31,9 @@ std::string_view closeReasonName(CloseReason r) {
     case CloseReason::Shutdown: return "shutdown";
     case CloseReason::Killed: return "killed";
     case CloseReason::MessageRefused: return "message_refused";
+    case CloseReason::TooManyConnections: return "too_many_connections";
+    case CloseReason::TooManyAuthFailures: return "too_many_auth_failures";
+    case CloseReason::LoginTimeout: return "login_timeout";
     case CloseReason::Internal: return "internal";
   }
   return "?";

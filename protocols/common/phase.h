@@ -42,6 +42,9 @@ enum class CloseReason : uint8_t {
   Shutdown,            // mailshim is stopping
   Killed,              // admin KILL
   MessageRefused,      // a message mailshim refused itself (bare CR/LF); its reply was sent
+  TooManyConnections,  // per-client-address session limit ([limits] max_sessions_per_address)
+  TooManyAuthFailures, // max_auth_failures failed logins in one session
+  LoginTimeout,        // no completed login within login_timeout_ms of connecting
   Internal,            // a bug; logged with details (keep last: arrays are sized by it)
 };
 std::string_view closeReasonName(CloseReason r);

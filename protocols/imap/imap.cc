@@ -39,6 +39,12 @@ std::string imapCloseNotice(CloseReason reason, std::string_view /*server_name*/
       return "* BYE [UNAVAILABLE] This client setup is no longer supported.\r\n";
     case CloseReason::Killed:
       return "* BYE Connection closed by the administrator.\r\n";
+    case CloseReason::TooManyConnections:
+      return "* BYE [UNAVAILABLE] Too many connections from your address.\r\n";
+    case CloseReason::TooManyAuthFailures:
+      return "* BYE Too many authentication failures.\r\n";
+    case CloseReason::LoginTimeout:
+      return "* BYE Disconnected: no login within the time allowed.\r\n";
     case CloseReason::Internal:
       return "* BYE [SERVERBUG] Internal error.\r\n";
     // The client left, its TLS failed, it spoke plaintext on a TLS port, or

@@ -39,6 +39,12 @@ std::string pop3CloseNotice(CloseReason reason, std::string_view /*server_name*/
       return "-ERR [SYS/PERM] This client setup is no longer supported.\r\n";
     case CloseReason::Killed:
       return "-ERR Connection closed by the administrator.\r\n";
+    case CloseReason::TooManyConnections:
+      return "-ERR [SYS/TEMP] Too many connections from your address.\r\n";
+    case CloseReason::TooManyAuthFailures:
+      return "-ERR [AUTH] Too many authentication failures.\r\n";
+    case CloseReason::LoginTimeout:
+      return "-ERR Disconnected: no login within the time allowed.\r\n";
     case CloseReason::Internal:
       return "-ERR [SYS/TEMP] Internal error.\r\n";
     case CloseReason::ClientQuit:

@@ -58,6 +58,12 @@ std::string smtpCloseNotice(CloseReason reason, std::string_view server_name) {
       return "421 4.7.0 " + name + " Error: access for this client has been retired\r\n";
     case CloseReason::Killed:
       return "421 4.3.2 " + name + " Session terminated by administrator\r\n";
+    case CloseReason::TooManyConnections:
+      return "421 4.7.0 " + name + " Too many connections from your address, try again later\r\n";
+    case CloseReason::TooManyAuthFailures:
+      return "421 4.7.0 " + name + " Error: too many authentication failures\r\n";
+    case CloseReason::LoginTimeout:
+      return "421 4.4.2 " + name + " Error: login timeout exceeded\r\n";
     case CloseReason::Internal:
       return "421 4.3.0 " + name + " Error: internal error, closing transmission channel\r\n";
     case CloseReason::ClientQuit:

@@ -29,6 +29,12 @@ max_errors = 10
 preauth_timeout_ms = 60000
 idle_timeout_ms = 1860000
 max_message_bytes = 15728640
+# Abuse limits. The lab's load test opens ~350 sessions per source address,
+# and the tests fail logins on purpose: the delay is shorter than production's 2 s.
+max_sessions_per_address = 400
+auth_failure_delay_ms = 300
+auth_failure_delay_max_ms = 1200
+max_auth_failures = 5
 
 [tls]
 cert_file = $(toml_str "$LAB/fullchain.pem")

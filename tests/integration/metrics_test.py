@@ -57,6 +57,41 @@ def test_metrics_counts_a_legacy_session():
     assert "alice" not in after and "Secret" not in after
 
 
+def test_labelled_families_and_histograms():
+    """A full IMAPS login and a legacy SMTP session show up in the labelled
+    families: sessions by listener and state, handshakes by version, auth
+    results, quirk uses by rule, bytes, and the backend latency histograms."""
+    import imaplib
+    user, pw = h.USERS["alice"]
+    with imaplib.IMAP4_SSL("127.0.0.1", h.port("imaps"), ssl_context=h.tls_context()) as m:
+        m.login(user, pw)
+        during = scrape()
+        m.logout()
+    assert value(during, 'mailshim_sessions{listener="imaps",state="relay"}') >= 1
+    c = Raw("smtp", source=LEGACY)
+    c.smtp_reply()
+    c.send("EHLO WIN7-PC\r\n")
+    c.smtp_reply()
+    c.send("QUIT\r\n")
+    c.smtp_reply()
+    c.close()
+    t = h.wait_for(lambda: (lambda t: t if 'state="relay"} 0' in t else None)(scrape()), timeout=5,
+                   what="relay gauge back to 0")
+    assert value(t, 'mailshim_listener_sessions_total{listener="imaps"}') >= 1
+    assert value(t, 'mailshim_tls_handshakes_total{listener="imaps",version="TLSv1.3"}') >= 1
+    assert value(t, 'mailshim_auth_results_total{listener="imaps",result="ok"}') >= 1
+    assert value(t, 'mailshim_quirk_rule_uses_total{quirk="smtp.helo_normalize",rule="legacy-lan"}') >= 1
+    assert value(t, 'mailshim_bytes_relayed_total{listener="imaps",direction="from_backend"}') > 0
+    assert re.search(r'^mailshim_upstream_login_seconds_count\{upstream="[^"]+"\} [1-9]', t, re.M)
+    assert re.search(r'^mailshim_upstream_connect_seconds_bucket\{upstream="[^"]+",le="\+Inf"\} [1-9]', t, re.M)
+    assert "# HELP mailshim_sessions_refused_address_limit_total " in t
+    assert "# TYPE mailshim_upstream_login_seconds histogram" in t
+    # Every sample line is well-formed exposition text.
+    for line in t.splitlines():
+        if line and not line.startswith("#"):
+            assert re.match(r'^mailshim_[a-z_]+(\{[a-z_]+="[^"\n]*"(,[a-z_]+="[^"\n]*")*\})? -?[0-9.e+-]+$', line), line
+
+
 def test_other_paths_are_404():
     try:
         urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/", timeout=5)
@@ -66,4 +101,4 @@ def test_other_paths_are_404():
 
 
 if __name__ == "__main__":
-    h.run([test_metrics_counts_a_legacy_session, test_other_paths_are_404], mailshim=h.Mailshim(config(), name="mailshim-metrics"))
+    h.run([test_metrics_counts_a_legacy_session, test_labelled_families_and_histograms, test_other_paths_are_404], mailshim=h.Mailshim(config(), name="mailshim-metrics"))
