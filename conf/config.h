@@ -39,6 +39,15 @@ struct MetricsSettings {
   uint16_t port = 0;
 };
 
+// Admin console on a Unix socket (SHOW/RELOAD/KILL/SHUTDOWN, see
+// docs/operations.md and `mailshim ctl`). Disabled while socket is empty.
+// Peers are checked with SO_PEERCRED: root, mailshim's own user and `users`.
+struct AdminSettings {
+  std::string socket;
+  uint32_t mode = 0660;
+  std::vector<std::string> users;  // further user names allowed
+};
+
 struct Limits {
   uint32_t max_line_bytes = 4096;
   uint32_t max_errors = 10;
@@ -197,6 +206,7 @@ struct Config {
   ServerSettings server;
   Limits limits;
   MetricsSettings metrics;
+  AdminSettings admin;
   TlsSettings tls;
   std::vector<Listener> listeners;
   std::vector<Upstream> upstreams;

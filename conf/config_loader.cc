@@ -33,7 +33,7 @@ class Loader {
     cfg->source_path = path_;
     const toml::table& root = parsed.table();
     checkKeys(root, {"server", "limits", "metrics", "tls", "certificate", "listener", "upstream", "pool", "rule",
-                     "directory"},
+                     "directory", "admin"},
               "top level");
     if (auto* t = root["directory"].as_table()) readDirectory(*t, cfg->directory);
     if (auto* t = root["server"].as_table()) readServer(*t, cfg->server);
@@ -43,6 +43,14 @@ class Loader {
       if (getString(*t, "address", cfg->metrics.address, false, "[metrics]") && !IpAddress::parse(cfg->metrics.address))
         error((*t)["address"].node()->source(), "[metrics] address must be an IP address");
       getUint(*t, "port", cfg->metrics.port, 1, 65535, false, "[metrics]");
+    }
+    if (auto* t = root["admin"].as_table()) {
+      checkKeys(*t, {"socket", "mode", "users"}, "[admin]");
+      if (getString(*t, "socket", cfg->admin.socket, false, "[admin]") && !cfg->admin.socket.empty() &&
+          (cfg->admin.socket[0] != '/' || cfg->admin.socket.size() > 100))
+        error((*t)["socket"].node()->source(), "[admin] socket must be an absolute path of at most 100 bytes");
+      getUint(*t, "mode", cfg->admin.mode, 0, 0777, false, "[admin]");
+      getStringArray(*t, "users", cfg->admin.users, "[admin]");
     }
     if (auto* t = root["tls"].as_table()) readTls(*t, cfg->tls);
     readArray(root, "certificate", [&](const toml::table& t) { readCertificate(t, *cfg); });

@@ -7,6 +7,9 @@
 //                                   which rule applies, effective quirks, TLS profile, sunset status
 //   mailshim report --config FILE [--since DATE] [--format table|csv|json]
 //                                   who still needs which quirk (the retirement worklist)
+//   mailshim ctl [--socket PATH | --config FILE] COMMAND...
+//   mailshimctl  [--socket PATH | --config FILE] COMMAND...
+//                                   the admin console client (SHOW STATS, KILL ID, ...)
 //   mailshim --version
 //
 // I/O: reads the config, runs the server.
@@ -20,6 +23,12 @@
 #include <vector>
 
 #include <event2/thread.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
 
 #include <thread>
 
@@ -45,6 +54,9 @@ int usage(FILE* out) {
                "       mailshim explain --config FILE --client IP [--listener NAME] [--user U]\n"
                "                        [--fingerprint F] [--date YYYY-MM-DD]\n"
                "       mailshim report --config FILE [--since YYYY-MM-DD] [--format table|csv|json]\n"
+               "       mailshim ctl [--socket PATH | --config FILE] COMMAND...   (also: mailshimctl)\n"
+               "            COMMAND: HELP | SHOW STATS|SESSIONS|UPSTREAMS|RULES|CLIENTS | RELOAD\n"
+               "                     | KILL <session-id> | SHUTDOWN [GRACEFUL]\n"
                "       mailshim --version\n");
   return out == stderr ? 2 : 0;
 }
@@ -273,11 +285,79 @@ int report(const std::vector<std::string>& args) {
   return 0;
 }
 
+// The admin console client: sends one command, prints the reply, exits 0
+// when it ended with "OK", 1 on "ERR", 2 when the console cannot be reached.
+int ctl(const std::vector<std::string>& args) {
+  std::string socket_path;
+  std::string config_path = "/etc/mailshim/mailshim.toml";
+  bool config_given = false;
+  std::string command;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if ((args[i] == "--socket" || args[i] == "-s") && i + 1 < args.size()) {
+      socket_path = args[++i];
+    } else if ((args[i] == "--config" || args[i] == "-c") && i + 1 < args.size()) {
+      config_path = args[++i];
+      config_given = true;
+    } else {
+      command += (command.empty() ? "" : " ") + args[i];
+    }
+  }
+  if (command.empty()) command = "HELP";
+  if (socket_path.empty()) {
+    auto loaded = conf::loadConfigFile(config_path);
+    if (loaded.ok() && !loaded.config->admin.socket.empty()) {
+      socket_path = loaded.config->admin.socket;
+    } else if (config_given) {
+      std::fprintf(stderr, "mailshimctl: %s has no [admin] socket (or does not load)\n", config_path.c_str());
+      return 2;
+    } else {
+      socket_path = "/run/mailshim/admin.sock";
+    }
+  }
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un sun{};
+  sun.sun_family = AF_UNIX;
+  if (fd < 0 || socket_path.size() >= sizeof sun.sun_path) {
+    std::fprintf(stderr, "mailshimctl: bad socket path %s\n", socket_path.c_str());
+    return 2;
+  }
+  std::memcpy(sun.sun_path, socket_path.c_str(), socket_path.size() + 1);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&sun), sizeof sun) != 0) {
+    std::fprintf(stderr, "mailshimctl: cannot connect to %s: %s\n", socket_path.c_str(), std::strerror(errno));
+    ::close(fd);
+    return 2;
+  }
+  command += "\n";
+  // A refused peer gets "ERR permission denied" and a closed socket, maybe
+  // before the command is written: read the reply whatever write() says.
+  std::signal(SIGPIPE, SIG_IGN);
+  (void)!::write(fd, command.data(), command.size());
+  std::string reply;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    reply.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  std::fwrite(reply.data(), 1, reply.size(), stdout);
+  size_t start = reply.size() > 1 ? reply.rfind('\n', reply.size() - 2) : std::string::npos;
+  std::string last = reply.substr(start == std::string::npos ? 0 : start + 1);
+  if (last.rfind("OK", 0) == 0) return 0;
+  if (last.rfind("ERR", 0) == 0) return 1;
+  std::fprintf(stderr, "mailshimctl: no complete reply\n");
+  return 2;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
+  std::string self = argc > 0 ? argv[0] : "mailshim";
+  if (self.size() >= 11 && self.compare(self.size() - 11, 11, "mailshimctl") == 0) return ctl(args);
   if (args.empty()) return usage(stderr);
+  if (args[0] == "ctl") return ctl(std::vector<std::string>(args.begin() + 1, args.end()));
   if (args[0] == "--version") {
     std::printf("mailshim %s\n", kVersion);
     return 0;

@@ -1,6 +1,9 @@
 // Server: workers, shared state, reload, drain. See server.h.
 #include "proxy/server.h"
 
+#include "proxy/admin.h"
+#include "proxy/session.h"
+
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -28,6 +31,7 @@ Server::Server(conf::ConfigConstSharedPtr cfg, tls::TlsContextsConstSharedPtr tl
 }
 
 Server::~Server() {
+  admin_.reset();
   if (metrics_http_) evhttp_free(metrics_http_);
   for (event* e : {sig_hup_, sig_term_, sig_int_, housekeeping_timer_})
     if (e) event_free(e);
@@ -65,6 +69,12 @@ bool Server::start() {
   for (auto& w : workers_)
     if (!w->openListeners()) return false;
   if (!startMetrics()) return false;
+  admin_ = std::make_unique<AdminConsole>(*this, main);
+  // The console is for the admin, the listeners for the users: a console
+  // that cannot open (e.g. /run/mailshim missing outside systemd) is logged
+  // and mail keeps flowing.
+  if (!cfg_->admin.socket.empty() && !admin_->open(cfg_->admin))
+    spdlog::error("admin{}", kv("result", "console disabled"));
   housekeeping_timer_ = event_new(main, -1, EV_PERSIST, housekeepingCb, this);
   timeval every{30, 0};
   evtimer_add(housekeeping_timer_, &every);
@@ -167,7 +177,7 @@ void Server::saveRetirement() {
   if (!retirement_->save(err)) spdlog::warn("retirement{}", kv("error", err));
 }
 
-void Server::reload() {
+bool Server::reload(std::string* error_out) {
   sdNotify("RELOADING=1");
   spdlog::info("reload{}", kv("config", cfg_->source_path));
   stats().reloads++;
@@ -192,8 +202,14 @@ void Server::reload() {
     for (const auto& e : errors) spdlog::error("reload{}", kv("error", e));
     spdlog::error("reload{}", kv("result", "failed, keeping the running configuration"));
     sdNotify("READY=1\nSTATUS=reload failed, running the previous configuration");
-    return;
+    if (error_out) {
+      error_out->clear();
+      for (const auto& e : errors) *error_out += (error_out->empty() ? "" : "; ") + e;
+    }
+    return false;
   }
+  bool admin_changed = cfg_->admin.socket != loaded.config->admin.socket ||
+                       cfg_->admin.mode != loaded.config->admin.mode || cfg_->admin.users != loaded.config->admin.users;
   cfg_ = loaded.config;
   tls_ = tls;
   setLogLevel(cfg_->server.log_level);
@@ -205,8 +221,54 @@ void Server::reload() {
     auto t = tls_;
     w->post([cfg, t](Worker& worker) { worker.apply(cfg, t); });
   }
+  if (admin_ && admin_changed) {
+    admin_->close();
+    if (!cfg_->admin.socket.empty()) admin_->open(cfg_->admin);
+  }
   spdlog::info("reload{}", kv("result", "ok"));
   sdNotify("READY=1\nSTATUS=accepting connections");
+  return true;
+}
+
+void Server::shutdownNow() {
+  if (!draining_) beginDrain();
+  beginDrain();  // the second call closes every session with its notice
+}
+
+void Server::collectSessions(std::function<void(std::vector<SessionInfo>)> done) {
+  struct Gather {
+    std::vector<SessionInfo> all;
+    size_t remaining;
+    std::function<void(std::vector<SessionInfo>)> done;
+  };
+  auto g = std::make_shared<Gather>(Gather{{}, workers_.size(), std::move(done)});
+  Worker* home = workers_.front().get();
+  for (auto& w : workers_)
+    w->post([g, home](Worker& worker) {
+      auto mine = worker.sessionInfos();
+      home->post([g, mine = std::move(mine)](Worker&) mutable {
+        for (auto& i : mine) g->all.push_back(std::move(i));
+        if (--g->remaining == 0) g->done(std::move(g->all));
+      });
+    });
+}
+
+void Server::killSession(const std::string& id, std::function<void(bool)> done) {
+  struct Gather {
+    bool found = false;
+    size_t remaining;
+    std::function<void(bool)> done;
+  };
+  auto g = std::make_shared<Gather>(Gather{false, workers_.size(), std::move(done)});
+  Worker* home = workers_.front().get();
+  for (auto& w : workers_)
+    w->post([g, home, id](Worker& worker) {
+      bool found = worker.kill(id);
+      home->post([g, found](Worker&) {
+        g->found = g->found || found;
+        if (--g->remaining == 0) g->done(g->found);
+      });
+    });
 }
 
 void Server::beginDrain() {

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -31,6 +32,8 @@ struct evhttp;
 namespace mailshim::proxy {
 
 class Worker;
+class AdminConsole;
+struct SessionInfo;
 
 class Server {
  public:
@@ -44,8 +47,16 @@ class Server {
   // Runs until the drain finished. Returns the process exit code.
   int run();
 
-  void reload();      // SIGHUP
-  void beginDrain();  // SIGTERM
+  // SIGHUP and the console's RELOAD. False (with the reasons in *error) when
+  // the new configuration was refused and the running one kept.
+  bool reload(std::string* error = nullptr);
+  void beginDrain();  // SIGTERM (a second call closes every session now)
+  void shutdownNow();  // the console's SHUTDOWN
+
+  // Admin console helpers (main thread). The callbacks run on the main thread.
+  conf::ConfigConstSharedPtr config() const { return cfg_; }
+  void collectSessions(std::function<void(std::vector<SessionInfo>)> done);
+  void killSession(const std::string& id, std::function<void(bool found)> done);
 
   size_t workerCount() const { return workers_.size(); }
 
@@ -74,6 +85,7 @@ class Server {
   event* sig_int_ = nullptr;
   event* housekeeping_timer_ = nullptr;
   evhttp* metrics_http_ = nullptr;
+  std::unique_ptr<AdminConsole> admin_;
   mutable std::mutex directory_mu_;
   proto::DirectoryConstSharedPtr directory_;
   time_t directory_mtime_ = 0;

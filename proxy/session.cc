@@ -170,6 +170,23 @@ std::string_view Session::stateName(State s) {
   return "?";
 }
 
+SessionInfo Session::info() const {
+  SessionInfo i;
+  i.id = ctx_.session_id;
+  i.listener = listener_.name;
+  i.protocol = std::string(proto::protocolName(listener_.protocol));
+  i.state = std::string(stateName(state_));
+  i.client_ip = ctx_.client_ip;
+  i.user = user_;
+  i.rule = ctx_.rule_name;
+  i.worker = server_.index();
+  i.age_ms = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_).count());
+  i.bytes_in = bytes_from_client_;
+  i.bytes_out = bytes_from_backend_;
+  return i;
+}
+
 void Session::setState(State s) {
   if (s == state_) return;
   stats().sessions.add({listener_.name, stateName(state_)}, -1);

@@ -30,6 +30,13 @@ namespace mailshim::proxy {
 
 class Worker;
 
+// A snapshot of one session for the admin console (SHOW SESSIONS).
+struct SessionInfo {
+  std::string id, listener, protocol, state, client_ip, user, rule;
+  size_t worker = 0;
+  uint64_t age_ms = 0, bytes_in = 0, bytes_out = 0;
+};
+
 class Session {
  public:
   // Takes ownership of `fd` (accepted socket).
@@ -43,6 +50,7 @@ class Session {
   // Closes with the protocol's notice for `reason` (shutdown, kill).
   void shutdown(proto::CloseReason reason);
   const std::string& id() const { return ctx_.session_id; }
+  SessionInfo info() const;  // on the session's own thread
 
  private:
   enum class State { ProxyHeader, Sniffing, TlsHandshake, Front, Login, Relay, Closing };

@@ -144,6 +144,23 @@ void Worker::onAccept(ListenerSlot& slot, int fd, sockaddr* addr) {
   s->start();
 }
 
+std::vector<SessionInfo> Worker::sessionInfos() const {
+  std::vector<SessionInfo> out;
+  out.reserve(sessions_.size());
+  for (const Session* s : sessions_) out.push_back(s->info());
+  return out;
+}
+
+bool Worker::kill(const std::string& session_id) {
+  for (Session* s : sessions_)
+    if (s->id() == session_id) {
+      spdlog::info("kill{}{}", kv("session", session_id), kv("by", "admin"));
+      s->shutdown(proto::CloseReason::Killed);
+      return true;
+    }
+  return false;
+}
+
 void Worker::sessionClosed(Session* s) {
   sessions_.erase(s);
   maybeFinishDrain();

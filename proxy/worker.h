@@ -29,6 +29,7 @@ namespace mailshim::proxy {
 
 class Server;
 class Session;
+struct SessionInfo;
 class RetirementStore;
 class ClientLimits;
 class UpstreamHealth;
@@ -62,6 +63,9 @@ class Worker {
   ClientLimits& clientLimits();
   std::string nextSessionId();
   void sessionClosed(Session* s);
+  // On the worker's thread: the admin console's view and KILL.
+  std::vector<SessionInfo> sessionInfos() const;
+  bool kill(const std::string& session_id);
 
  private:
   struct ListenerSlot {

@@ -194,6 +194,10 @@ def test_default_config_serves_on_loopback_only():
     """The packaged binary, as the mailshim user, with the packaged config."""
     need_deb()
     ports = [int(p) for p in re.findall(r"(?m)^port = (\d+)$", open(CONF).read()) if int(p) > 19000]
+    # What the unit's RuntimeDirectory=mailshim provides under systemd.
+    os.makedirs("/run/mailshim", exist_ok=True)
+    shutil.chown("/run/mailshim", "mailshim", "mailshim")
+    os.chmod("/run/mailshim", 0o750)
     proc = subprocess.Popen(["/usr/sbin/mailshim", "--config", CONF], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, **as_mailshim())
     try:
@@ -203,6 +207,11 @@ def test_default_config_serves_on_loopback_only():
         for p in ports:
             assert re.search(r"127\.0\.0\.1:%d\b" % p, listening), f"port {p} not on 127.0.0.1:\n{listening}"
             assert not re.search(r"(0\.0\.0\.0|\*|\[::\]):%d\b" % p, listening), listening
+        # The admin console answers root through the mailshimctl name.
+        assert os.path.islink("/usr/sbin/mailshimctl")
+        r = sh(["/usr/sbin/mailshimctl", "SHOW", "RULES"], check=False)
+        assert r.returncode == 0 and r.stdout.rstrip().endswith("first match wins"), r.stdout + r.stderr
+        assert oct(os.stat("/run/mailshim/admin.sock").st_mode & 0o777) == "0o660"
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=20)
@@ -230,6 +239,8 @@ def test_unit_verifies():
     assert not ours, "\n".join(ours)
     text = open(UNIT).read()
     assert "ExecStart=/usr/sbin/mailshim --config /etc/mailshim/mailshim.toml" in text
+    # Logs land in /var/log/mail.log (fail2ban reads them there); the console socket lives in /run/mailshim.
+    assert "SyslogFacility=mail" in text and "RuntimeDirectory=mailshim" in text
     # Installed, not enabled: the admin edits the configuration first.
     assert not os.path.exists("/etc/systemd/system/multi-user.target.wants/mailshim.service")
 
