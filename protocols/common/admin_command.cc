@@ -3,16 +3,11 @@
 
 #include <vector>
 
+#include "protocols/common/text.h"
+
 namespace mailshim::proto {
 
 namespace {
-
-std::string upper(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-  return out;
-}
 
 AdminCommand invalid(std::string why) {
   AdminCommand c;
@@ -42,13 +37,13 @@ AdminCommand parseAdminCommand(std::string_view line) {
     words.push_back(line.substr(start, i - start));
   }
   if (words.empty()) return invalid("empty command; try HELP");
-  std::string verb = upper(words[0]);
+  std::string verb = asciiUpper(words[0]);
   AdminCommand cmd;
   auto want = [&](size_t n) { return words.size() == n; };
   if (verb == "HELP" && want(1)) {
     cmd.verb = AdminVerb::Help;
   } else if (verb == "SHOW" && want(2)) {
-    std::string what = upper(words[1]);
+    std::string what = asciiUpper(words[1]);
     if (what == "STATS") cmd.verb = AdminVerb::ShowStats;
     else if (what == "SESSIONS") cmd.verb = AdminVerb::ShowSessions;
     else if (what == "UPSTREAMS") cmd.verb = AdminVerb::ShowUpstreams;
@@ -64,10 +59,10 @@ AdminCommand parseAdminCommand(std::string_view line) {
       if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')))
         return invalid("not a session id");
     cmd.verb = AdminVerb::Kill;
-    cmd.arg = upper(id);
+    cmd.arg = asciiUpper(id);
   } else if (verb == "SHUTDOWN" && want(1)) {
     cmd.verb = AdminVerb::Shutdown;
-  } else if (verb == "SHUTDOWN" && want(2) && upper(words[1]) == "GRACEFUL") {
+  } else if (verb == "SHUTDOWN" && want(2) && asciiUpper(words[1]) == "GRACEFUL") {
     cmd.verb = AdminVerb::ShutdownGraceful;
   } else {
     return invalid("unknown command or wrong arguments; try HELP");
