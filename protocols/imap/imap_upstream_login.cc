@@ -325,7 +325,9 @@ void ImapUpstreamLogin::sendLogin(Actions& acts) {
   if (hasCap("LOGINDISABLED")) return fail("", "backend has LOGINDISABLED and no AUTH=PLAIN", acts);
   const bool literal_plus = hasCap("LITERAL+");
   std::vector<std::string> segs{"LOGIN "};
-  bool ok = appendAstring(segs, creds.user, literal_plus);
+  // A login name that is not UTF-8 cannot name an account; it is not written
+  // raw into a literal (passwords may be legacy 8-bit and are sent as given).
+  bool ok = isValidUtf8(creds.user) && appendAstring(segs, creds.user, literal_plus);
   segs.back() += ' ';
   ok = ok && appendAstring(segs, creds.password.reveal(), literal_plus);
   if (!ok) {

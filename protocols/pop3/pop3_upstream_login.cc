@@ -231,6 +231,10 @@ void Pop3UpstreamLogin::sendAuth(Actions& acts) {
   }
   if (capa_known_ && !capa_.lines().empty() && !capa_.has("USER"))
     return fail("", "backend offers neither SASL PLAIN nor USER", acts);
+  if (!isValidUtf8(creds.user)) {  // never written raw into the USER line
+    state_ = State::Ready;
+    return loginDone(LoginResult::Kind::AuthFailed, "-ERR", std::string(kGenericAuthFailed), acts);
+  }
   send(Cmd::User, "USER " + creds.user + "\r\n", acts);
 }
 
