@@ -774,6 +774,12 @@ void Session::onDownEvent(short what) {
     } else if (down_tls_pending_) {
       down_tls_pending_ = false;
       ctx_.client_tls = true;
+      // Invariant 2: what the client said about itself in plaintext (HELO, ID
+      // fields) may come from an attacker on the path; forget it here as the
+      // front phase does, or it would stay in the fingerprint (rules!) and logs.
+      helo_.clear();
+      fp_.helo.clear();
+      fp_.id.clear();
       run(front_->onDownstreamTls());
     }
     return;

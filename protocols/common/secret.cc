@@ -10,4 +10,15 @@ void wipe(std::string& s) {
   s.clear();
 }
 
+void appendWiped(std::string& s, std::string_view tail) {
+  if (s.size() + tail.size() > s.capacity()) {
+    std::string grown;
+    grown.reserve(s.size() + tail.size());
+    grown += s;
+    wipe(s);
+    s.swap(grown);
+  }
+  s += tail;
+}
+
 }  // namespace mailshim::proto

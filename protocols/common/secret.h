@@ -14,6 +14,11 @@ namespace mailshim::proto {
 // the compiler may not elide.
 void wipe(std::string& s);
 
+// Appends `tail` to `s` without leaving a copy of `s` in freed memory: when
+// `s` must grow, its old buffer is wiped. For lines that carry credentials
+// (a plain `+`/`+=` may reallocate and free the old buffer unwiped).
+void appendWiped(std::string& s, std::string_view tail);
+
 class Secret {
  public:
   Secret() = default;

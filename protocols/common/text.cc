@@ -36,6 +36,62 @@ bool isPrintableToken(std::string_view v) {
   return true;
 }
 
+namespace {
+
+// Length of the well-formed UTF-8 sequence starting at v[i], 0 if there is none.
+size_t utf8SequenceLength(std::string_view v, size_t i) {
+  auto b = [&](size_t k) { return static_cast<unsigned char>(v[k]); };
+  unsigned char c = b(i);
+  if (c < 0x80) return 1;
+  size_t n;
+  unsigned char lo = 0x80, hi = 0xBF;
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    if (c == 0xE0) lo = 0xA0;  // overlong
+    if (c == 0xED) hi = 0x9F;  // surrogates
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    if (c == 0xF0) lo = 0x90;  // overlong
+    if (c == 0xF4) hi = 0x8F;  // above U+10FFFF
+  } else {
+    return 0;
+  }
+  if (i + n > v.size()) return 0;
+  if (b(i + 1) < lo || b(i + 1) > hi) return 0;
+  for (size_t k = 2; k < n; ++k)
+    if (b(i + k) < 0x80 || b(i + k) > 0xBF) return 0;
+  return n;
+}
+
+}  // namespace
+
+bool isValidUtf8(std::string_view v) {
+  for (size_t i = 0; i < v.size();) {
+    size_t n = utf8SequenceLength(v, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+std::string replaceInvalidUtf8(std::string_view v) {
+  std::string out;
+  out.reserve(v.size());
+  for (size_t i = 0; i < v.size();) {
+    size_t n = utf8SequenceLength(v, i);
+    if (n == 0) {
+      out += '?';
+      ++i;
+    } else {
+      out.append(v.substr(i, n));
+      i += n;
+    }
+  }
+  return out;
+}
+
 std::string logSafe(std::string_view v, size_t max) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;

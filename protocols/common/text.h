@@ -22,6 +22,14 @@ bool isLineSafe(std::string_view v);
 // spaces, controls or 8-bit bytes (HELO names, EHLO keywords).
 bool isPrintableToken(std::string_view v);
 
+// True when `v` is well-formed UTF-8 (RFC 3629: no overlong forms, no
+// surrogates, nothing above U+10FFFF). Plain ASCII is valid.
+bool isValidUtf8(std::string_view v);
+
+// Copy of `v` with every byte that is not part of a well-formed UTF-8
+// sequence replaced by '?'.
+std::string replaceInvalidUtf8(std::string_view v);
+
 // Renders untrusted bytes for a log line: printable ASCII kept, everything
 // else (controls, bytes >= 0x7f, '\\') escaped as \xNN, cut at `max` bytes
 // with "..." appended. Never returns a CR, LF or NUL.

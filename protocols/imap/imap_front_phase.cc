@@ -59,7 +59,8 @@ std::string sanitizeIdValue(std::string_view v) {
     while (n > 0 && (static_cast<unsigned char>(v[n]) & 0xC0) == 0x80) --n;
     v = v.substr(0, n);
   }
-  std::string out(v);
+  // Invalid UTF-8 would reach the backend (and its logs) raw inside a literal.
+  std::string out = replaceInvalidUtf8(v);
   for (char& c : out) {
     auto u = static_cast<unsigned char>(c);
     if (u < 0x20 || u == 0x7f) c = '?';

@@ -43,8 +43,10 @@ void ImapUpstreamLogin::send(Cmd cmd, std::vector<std::string> segments, Actions
   state_ = State::Command;
   cmd_ = cmd;
   tag_ = nextTag();
-  segments.front().insert(0, tag_ + " ");
-  acts.push_back(SendUpstream{std::move(segments.front())});
+  std::string first = tag_ + " ";  // may be followed by credentials: no unwiped copies
+  appendWiped(first, segments.front());
+  wipe(segments.front());
+  acts.push_back(SendUpstream{std::move(first)});
   segments.erase(segments.begin());
   for (auto& s : segments_) wipe(s);
   segments_ = std::move(segments);
@@ -313,19 +315,20 @@ void ImapUpstreamLogin::sendLogin(Actions& acts) {
   if (hasCap("AUTH=PLAIN")) {
     std::string b64 = sasl::encodePlain(creds);
     std::vector<std::string> segs;
-    if (hasCap("SASL-IR")) {
-      segs.push_back("AUTHENTICATE PLAIN " + b64 + "\r\n");
-    } else {
-      segs.push_back("AUTHENTICATE PLAIN\r\n");
-      segs.push_back(b64 + "\r\n");
-    }
+    std::string line = hasCap("SASL-IR") ? "AUTHENTICATE PLAIN " : "";
+    if (line.empty()) segs.push_back("AUTHENTICATE PLAIN\r\n");
+    appendWiped(line, b64);
+    appendWiped(line, "\r\n");
+    segs.push_back(std::move(line));
     wipe(b64);
     return send(Cmd::Login, std::move(segs), acts);
   }
   if (hasCap("LOGINDISABLED")) return fail("", "backend has LOGINDISABLED and no AUTH=PLAIN", acts);
   const bool literal_plus = hasCap("LITERAL+");
   std::vector<std::string> segs{"LOGIN "};
-  bool ok = appendAstring(segs, creds.user, literal_plus);
+  // A login name that is not UTF-8 cannot name an account; it is not written
+  // raw into a literal (passwords may be legacy 8-bit and are sent as given).
+  bool ok = isValidUtf8(creds.user) && appendAstring(segs, creds.user, literal_plus);
   segs.back() += ' ';
   ok = ok && appendAstring(segs, creds.password.reveal(), literal_plus);
   if (!ok) {
@@ -333,7 +336,7 @@ void ImapUpstreamLogin::sendLogin(Actions& acts) {
     state_ = State::Ready;
     return loginDone(LoginResult::Kind::AuthFailed, "NO", std::string(kGenericAuthFailed), acts);
   }
-  segs.back() += "\r\n";
+  appendWiped(segs.back(), "\r\n");
   send(Cmd::Login, std::move(segs), acts);
 }
 

@@ -130,7 +130,12 @@ void Pop3UpstreamLogin::onLine(std::string_view line, Actions& acts) {
 
     case Cmd::User:
       if (!st->ok || !pending_) return onLoginReply(*st, acts);
-      return send(Cmd::Pass, "PASS " + std::string(pending_->creds.password.reveal()) + "\r\n", acts);
+    {
+      std::string line = "PASS ";
+      appendWiped(line, pending_->creds.password.reveal());
+      appendWiped(line, "\r\n");
+      return send(Cmd::Pass, std::move(line), acts);
+    }
 
     case Cmd::Pass:
     case Cmd::Auth:
@@ -225,12 +230,18 @@ void Pop3UpstreamLogin::sendAuth(Actions& acts) {
   auto mechs = capa_.saslMechanisms();
   if (std::find(mechs.begin(), mechs.end(), "PLAIN") != mechs.end()) {
     std::string b64 = sasl::encodePlain(creds);
-    std::string line = "AUTH PLAIN " + b64 + "\r\n";
+    std::string line = "AUTH PLAIN ";
+    appendWiped(line, b64);
+    appendWiped(line, "\r\n");
     wipe(b64);
     return send(Cmd::Auth, std::move(line), acts);
   }
   if (capa_known_ && !capa_.lines().empty() && !capa_.has("USER"))
     return fail("", "backend offers neither SASL PLAIN nor USER", acts);
+  if (!isValidUtf8(creds.user)) {  // never written raw into the USER line
+    state_ = State::Ready;
+    return loginDone(LoginResult::Kind::AuthFailed, "-ERR", std::string(kGenericAuthFailed), acts);
+  }
   send(Cmd::User, "USER " + creds.user + "\r\n", acts);
 }
 

@@ -23,11 +23,17 @@ def config():
     return path
 
 
+SCRAPES = os.path.join(LAB, "metrics-scrape.txt")  # zz_secrets_test.py checks it
+
+
 def scrape():
     with urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=5) as r:
         assert r.status == 200
         assert r.headers["Content-Type"].startswith("text/plain")
-        return r.read().decode()
+        body = r.read().decode()
+    with open(SCRAPES, "a") as f:
+        f.write(body)
+    return body
 
 
 def value(text, series):
@@ -101,4 +107,6 @@ def test_other_paths_are_404():
 
 
 if __name__ == "__main__":
-    h.run([test_metrics_counts_a_legacy_session, test_labelled_families_and_histograms, test_other_paths_are_404], mailshim=h.Mailshim(config(), name="mailshim-metrics"))
+    open(SCRAPES, "w").close()  # this run's scrapes only
+    h.run([test_metrics_counts_a_legacy_session, test_labelled_families_and_histograms, test_other_paths_are_404],
+          mailshim=h.Mailshim(config(), name="mailshim-metrics"))

@@ -27,6 +27,22 @@ TEST(Text, LineSafe) {
   EXPECT_FALSE(isLineSafe(std::string_view("a\0b", 3)));
 }
 
+TEST(Text, Utf8Validity) {
+  EXPECT_TRUE(isValidUtf8(""));
+  EXPECT_TRUE(isValidUtf8("alice@example.test"));
+  EXPECT_TRUE(isValidUtf8("p\xc3\xa4ss \xe5\xa4\xaa\xe9\x83\x8e \xf0\x9f\x93\xa7"));  // ä, 太郎, U+1F4E7
+  EXPECT_FALSE(isValidUtf8("\xff\xfe@example.test"));
+  EXPECT_FALSE(isValidUtf8("\xc0\xaf"));          // overlong '/'
+  EXPECT_FALSE(isValidUtf8("\xe0\x80\xaf"));      // overlong
+  EXPECT_FALSE(isValidUtf8("\xed\xa0\x80"));      // surrogate
+  EXPECT_FALSE(isValidUtf8("\xf4\x90\x80\x80"));  // above U+10FFFF
+  EXPECT_FALSE(isValidUtf8("a\xc3"));              // truncated
+  EXPECT_FALSE(isValidUtf8("\xe4"));               // Latin-1 ä
+  EXPECT_EQ(replaceInvalidUtf8("\xff\xfe\xc0" "bad \xc3\xa4"), "???bad \xc3\xa4");
+  EXPECT_EQ(replaceInvalidUtf8("a\xe5\xa4"), "a??");
+  EXPECT_EQ(replaceInvalidUtf8("plain"), "plain");
+}
+
 TEST(Text, LogSafeEscapesAndTruncates) {
   EXPECT_EQ(logSafe("plain text"), "plain text");
   EXPECT_EQ(logSafe("a\r\nb"), "a\\x0d\\x0ab");

@@ -459,6 +459,11 @@ TEST(ImapFrontPhase, IdFieldsAreSanitisedAndBounded) {
   EXPECT_EQ(s.o.infos[0].key, "id.name");
   EXPECT_EQ(s.o.infos[0].value, "x??y?z");
   EXPECT_EQ(s.o.infos[1].key, "id.x-originating-ip");
+  // Invalid UTF-8 is not passed on (it would reach the backend raw in a literal).
+  s.feed("e ID (\"name\" {8+}\r\n\xff\xfe\xc0" "bad\xc3\xa4)\r\n");
+  s.take();
+  ASSERT_EQ(s.o.infos.size(), 3u);
+  EXPECT_EQ(s.o.infos[2].value, "???bad\xc3\xa4");
   s.feed("b ID (\"odd\")\r\nc ID\r\nd ID NIL\r\n");
   EXPECT_EQ(s.take(),
             "b BAD Invalid ID parameters.\r\nc BAD Invalid ID parameters.\r\n"

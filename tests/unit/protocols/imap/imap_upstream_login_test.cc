@@ -347,6 +347,17 @@ TEST(ImapUpstreamLogin, LoginCommandWithLiterals) {
     ASSERT_TRUE(b.o.login_done);
     EXPECT_EQ(b.o.login_done->kind, LoginResult::Kind::Ok);
   }
+  // A login name that is not UTF-8 is refused, never written raw into a literal.
+  {
+    Backend b(upstream(UpstreamTls::Implicit, ClientAddressMode::None));
+    Authenticate a = bob();
+    a.creds.user = "\xff\xfe@example.test";
+    b.o.add(b.login.login(std::move(a)));
+    b.reply("* OK [CAPABILITY IMAP4rev1 LITERAL+] ready.\r\n");
+    ASSERT_TRUE(b.o.login_done);
+    EXPECT_EQ(b.o.login_done->kind, LoginResult::Kind::AuthFailed);
+    EXPECT_EQ(b.sent(), "");
+  }
   // LOGINDISABLED and no AUTH=PLAIN: no way in.
   {
     Backend b(upstream(UpstreamTls::Implicit, ClientAddressMode::None));

@@ -186,6 +186,27 @@ TEST(Pop3UpstreamLogin, InjectionAfterStlsIgnoredAndCapaForgotten) {
   }
 }
 
+TEST(Pop3UpstreamLogin, NonUtf8UserNeverSentRawInUser) {
+  Backend b(upstream(UpstreamTls::Implicit));
+  Authenticate a = bob();
+  a.creds.user = "\xff\xfe@example.test";
+  b.o.add(b.login.login(std::move(a)));
+  b.reply(kGreeting);
+  EXPECT_EQ(b.sent(), "CAPA\r\n");
+  b.reply("+OK\r\nCAPA\r\nUSER\r\n.\r\n");
+  ASSERT_TRUE(b.o.login_done);
+  EXPECT_EQ(b.o.login_done->kind, LoginResult::Kind::AuthFailed);
+  EXPECT_EQ(b.sent(), "");
+  // The same name still goes base64-encoded when SASL PLAIN is offered (the backend decides).
+  Backend c(upstream(UpstreamTls::Implicit));
+  Authenticate a2 = bob();
+  a2.creds.user = "\xff\xfe@example.test";
+  c.o.add(c.login.login(std::move(a2)));
+  c.reply(kGreeting + "+OK\r\nSASL PLAIN\r\n.\r\n");
+  c.sent();
+  EXPECT_FALSE(c.o.login_done);
+}
+
 TEST(Pop3UpstreamLogin, XclientWhenOfferedElseWarning) {
   {
     Backend b(upstream(UpstreamTls::Implicit, ClientAddressMode::Xclient));
