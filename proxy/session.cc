@@ -1049,9 +1049,15 @@ void Session::onUpEvent(short what) {
     return;
   }
   int err = EVUTIL_SOCKET_ERROR();
-  upstreamFailed(what & BEV_EVENT_EOF ? "backend closed the connection"
-                                      : std::string("backend connection failed: ") + std::strerror(err),
-                 false);
+  std::string why = "backend closed the connection";
+  if (!(what & BEV_EVENT_EOF)) {
+    // On a TLS leg the reason is OpenSSL's, not errno's ("Success").
+    std::string tls_error = up_tls_ ? sslErrorText(up_) : std::string();
+    why = !tls_error.empty() ? "backend TLS error: " + tls_error
+          : err != 0         ? std::string("backend connection failed: ") + std::strerror(err)
+                             : std::string("backend connection failed");
+  }
+  upstreamFailed(why, false);
 }
 
 void Session::upstreamFailed(const std::string& why, bool tls_problem) {
