@@ -12,6 +12,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -71,6 +72,7 @@ class Server {
   static void signalCb(int sig, short, void* arg);
   static void housekeepingCb(int, short, void* arg);
   void housekeeping();
+  void releaseMemory();
   void loadDirectory();
   void saveRetirement();
   bool startMetrics();
@@ -93,6 +95,8 @@ class Server {
   std::unique_ptr<UpstreamHealth> health_;
   ClientLimits client_limits_;
   bool draining_ = false;
+  uint64_t closed_at_trim_ = 0;       // sessions closed when memory was last released
+  uint64_t active_at_last_tick_ = 0;  // open sessions at the previous housekeeping tick
   std::atomic<uint64_t> session_counter_{0};
   uint32_t session_salt_ = 0;
 };

@@ -183,6 +183,7 @@ void SmtpRelayFilter::handleCommandLine(std::string_view line) {
   }
   up_ += rewriteCommand(text, cmd.verb);
   up_ += terminator;
+  if (cmd.verb == Verb::Quit) quit_ = true;
   switch (cmd.verb) {
     case Verb::Data:
       expect(Expect::Data);
@@ -587,9 +588,22 @@ Actions SmtpRelayFilter::onUpstreamData(std::string_view bytes) {
       break;
     }
     down_ += r.raw;
+    said_bye_ = r.code == 421 || r.code == 221;
     onReply(r);
     if (mode_ == Mode::Closed) break;
   }
+  return take();
+}
+
+Actions SmtpRelayFilter::onUpstreamClosed() {
+  if (mode_ == Mode::Closed || opaque_ || quit_ || said_bye_) return {};
+  parser_.clear();  // an unfinished reply line is not a reply
+  held_.clear();
+  queue_.clear();
+  acts_.push_back(LogNote{LogNote::Level::Warn, "backend closed the connection; 421 sent to the client"});
+  down_ += smtpCloseNotice(CloseReason::UpstreamLost, name_);
+  close_ = CloseReason::UpstreamLost;
+  mode_ = Mode::Closed;
   return take();
 }
 

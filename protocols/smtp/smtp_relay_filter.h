@@ -93,6 +93,11 @@ class SmtpRelayFilter final : public RelayFilter {
 
   Actions onDownstreamData(std::string_view bytes) override;
   Actions onUpstreamData(std::string_view bytes) override;
+  // The backend went away: "421 4.4.2 ... backend connection lost" and
+  // Close(UpstreamLost), unless the client said QUIT or the backend's last
+  // reply already announced the close (421, 221). A client in the middle of a
+  // transaction is told, as with a reset, instead of seeing a bare close.
+  Actions onUpstreamClosed() override;
 
  private:
   enum class Expect : uint8_t { Normal, Data, EndOfData, Bdat, BdatLast, Local };
@@ -147,6 +152,8 @@ class SmtpRelayFilter final : public RelayFilter {
   std::deque<Pending> queue_;
   ReplyParser parser_;
   bool opaque_ = false;  // tracking lost: plain splice from now on
+  bool quit_ = false;    // the client said QUIT
+  bool said_bye_ = false;  // the backend's last reply was 421 or 221
 
   // The message being received.
   Line line_ = Line::Start;

@@ -230,5 +230,55 @@ TEST(SmtpRelayStreaming, LargeMessageNeverBuffered) {
   EXPECT_EQ(out.notes[0].text, "message accepted: 2.0.0 Ok: queued as BIG");
 }
 
+// The backend vanishes (FIN) in the middle of a transaction: the client is
+// told with a 421, as after a reset, never left with a bare close
+// (found by tests/integration/fault_test.py: mail_close, data_close, store_close).
+TEST(SmtpRelayUpstreamClosed, MidTransaction421) {
+  SmtpRelayFilter f(testing::defaultContext());
+  Outcome out;
+  out.add(f.onDownstreamData("MAIL FROM:<bob@example.com>\r\n"));
+  out.add(f.onUpstreamClosed());
+  EXPECT_EQ(out.down, "421 4.4.2 mail.example.test Error: backend connection lost\r\n");
+  ASSERT_TRUE(out.close);
+  EXPECT_EQ(*out.close, CloseReason::UpstreamLost);
+  EXPECT_TRUE(f.onDownstreamData("RCPT TO:<a@b>\r\n").empty());
+  EXPECT_TRUE(f.onUpstreamClosed().empty());
+}
+
+TEST(SmtpRelayUpstreamClosed, MidDataAndAfterStore421) {
+  for (bool stored : {false, true}) {
+    SmtpRelayFilter f(testing::defaultContext());
+    Outcome out;
+    out.add(f.onDownstreamData("DATA\r\n"));
+    out.add(f.onUpstreamData("354 go\r\n"));
+    out.add(f.onDownstreamData(stored ? "Subject: x\r\n\r\nbody\r\n.\r\n" : "Subject: x\r\n\r\nbo"));
+    out.add(f.onUpstreamData("250 2.0.0 Ok: que"));  // an unfinished reply line is not passed on
+    out.add(f.onUpstreamClosed());
+    EXPECT_EQ(out.down, "354 go\r\n421 4.4.2 mail.example.test Error: backend connection lost\r\n");
+    ASSERT_TRUE(out.close);
+    EXPECT_EQ(*out.close, CloseReason::UpstreamLost);
+  }
+}
+
+TEST(SmtpRelayUpstreamClosed, NoNoticeAfterQuitOrBackendBye) {
+  {
+    SmtpRelayFilter f(testing::defaultContext());
+    Outcome out;
+    out.add(f.onDownstreamData("QUIT\r\n"));
+    out.add(f.onUpstreamClosed());
+    EXPECT_EQ(out.down, "");
+    EXPECT_FALSE(out.close);
+  }
+  for (std::string bye : {"421 4.4.2 mx Error: timeout exceeded\r\n", "221 2.0.0 Bye\r\n"}) {
+    SmtpRelayFilter f(testing::defaultContext());
+    Outcome out;
+    out.add(f.onDownstreamData("NOOP\r\n"));
+    out.add(f.onUpstreamData(bye));
+    out.add(f.onUpstreamClosed());
+    EXPECT_EQ(out.down, bye);
+    EXPECT_FALSE(out.close);
+  }
+}
+
 }  // namespace
 }  // namespace mailshim::proto::smtp
