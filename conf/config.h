@@ -56,6 +56,7 @@ struct Limits {
   uint64_t max_message_bytes = 15728640;
   uint32_t relay_buffer_bytes = 262144;
   // Abuse limits (see docs/operations.md). Overridable per rule.
+  uint32_t max_preauth_sessions = 10000;    // sessions not yet logged in, whole process; 0 = no limit
   uint32_t max_sessions_per_address = 100;  // open sessions per client address (IPv6: per /64); 0 = no limit
   uint32_t handshake_timeout_ms = 10000;    // TLS handshake (implicit or after STARTTLS) must finish within this
   uint32_t login_timeout_ms = 180000;       // connect to completed login, however busy the client keeps us

@@ -165,7 +165,7 @@ class Loader {
 
   void readLimits(const toml::table& t, Limits& l) {
     checkKeys(t, {"max_line_bytes", "max_errors", "preauth_timeout_ms", "idle_timeout_ms",
-                  "max_message_bytes", "relay_buffer_bytes", "max_sessions_per_address", "handshake_timeout_ms",
+                  "max_message_bytes", "relay_buffer_bytes", "max_preauth_sessions", "max_sessions_per_address", "handshake_timeout_ms",
                   "login_timeout_ms", "auth_failure_delay_ms", "auth_failure_delay_max_ms", "auth_failure_window_ms",
                   "max_auth_failures"},
               "[limits]");
@@ -175,6 +175,7 @@ class Loader {
     getUint(t, "idle_timeout_ms", l.idle_timeout_ms, 1000, 86400000, false, "[limits]");
     getUint(t, "max_message_bytes", l.max_message_bytes, 0, uint64_t{1} << 40, false, "[limits]");
     getUint(t, "relay_buffer_bytes", l.relay_buffer_bytes, 4096, 64u << 20, false, "[limits]");
+    getUint(t, "max_preauth_sessions", l.max_preauth_sessions, 0, 10000000, false, "[limits]");
     getUint(t, "max_sessions_per_address", l.max_sessions_per_address, 0, 1000000, false, "[limits]");
     getUint(t, "handshake_timeout_ms", l.handshake_timeout_ms, 100, 600000, false, "[limits]");
     getUint(t, "login_timeout_ms", l.login_timeout_ms, 1000, 3600000, false, "[limits]");

@@ -23,6 +23,17 @@ int64_t ClientLimits::nowMs() {
       .count();
 }
 
+bool ClientLimits::enterPreauth(uint32_t max) {
+  uint64_t n = preauth_.fetch_add(1, std::memory_order_relaxed);
+  if (max != 0 && n >= max) {
+    preauth_.fetch_sub(1, std::memory_order_relaxed);
+    return false;
+  }
+  return true;
+}
+
+void ClientLimits::leavePreauth() { preauth_.fetch_sub(1, std::memory_order_relaxed); }
+
 bool ClientLimits::acquire(const conf::IpAddress& addr, uint32_t max) {
   std::lock_guard lock(mu_);
   auto& st = map_[keyOf(addr)];

@@ -12,6 +12,7 @@
 // No I/O.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <mutex>
@@ -29,6 +30,13 @@ class ClientLimits {
   // already open. max = 0: no limit (the slot is still counted).
   bool acquire(const conf::IpAddress& addr, uint32_t max);
   void release(const conf::IpAddress& addr);
+
+  // The process-wide count of sessions that have not logged in yet (they
+  // hold TLS state and buffers but have proven nothing): false when `max`
+  // (0 = no limit) are open.
+  bool enterPreauth(uint32_t max);
+  void leavePreauth();
+  uint64_t preauthSessions() const { return preauth_.load(std::memory_order_relaxed); }
 
   // Records one failed login at `now_ms`; returns the failures of `addr`
   // inside the last `window_ms`, this one included.
@@ -61,6 +69,7 @@ class ClientLimits {
     uint32_t failures = 0;
     int64_t last_failure_ms = 0;
   };
+  std::atomic<uint64_t> preauth_{0};
   mutable std::mutex mu_;
   std::unordered_map<std::string, State> map_;
 };

@@ -150,6 +150,7 @@ Session::Session(Worker& server, conf::ConfigConstSharedPtr cfg, tls::TlsContext
   destroy_ev_ = event_new(base, -1, 0, destroyCb, this);
   login_deadline_ = evtimer_new(base, loginDeadlineCb, this);
   auth_delay_ = evtimer_new(base, authDelayCb, this);
+  preauth_held_ = server_.clientLimits().enterPreauth(cfg_->limits.max_preauth_sessions);
   if (!via_proxy_) takeAddressSlot();  // behind a load balancer: once the PROXY header named the client
   stats().sessions_accepted++;
   stats().sessions_active++;
@@ -250,6 +251,7 @@ Session::~Session() {
   if (login_deadline_) event_free(login_deadline_);
   if (auth_delay_) event_free(auth_delay_);
   if (slot_held_) server_.clientLimits().release(address_);
+  if (preauth_held_) server_.clientLimits().leavePreauth();
   stats().sessions_active--;
   stats().sessions.add({listener_.name, stateName(state_)}, -1);
   server_.sessionClosed(this);
@@ -272,6 +274,21 @@ void Session::start() {
   if (!cfg_->findUpstream(listener_.upstream) && !cfg_->findPool(listener_.upstream)) {
     spdlog::error("internal{} no upstream for listener {}", tag(), listener_.name);
     close(proto::CloseReason::Internal);
+    return;
+  }
+  if (!preauth_held_) {
+    // Overload (max_preauth_sessions): refuse before any TLS or parsing work,
+    // with one plaintext line where the protocol starts in plaintext.
+    stats().sessions_refused_busy++;
+    stats().refusals.add({listener_.name, "server_busy"});
+    spdlog::warn("refused{}{}{}{}", tag(), kv("listener", listener_.name), kv("reason", "server_busy"),
+                 kv("limit", cfg_->limits.max_preauth_sessions));
+    if (!ctx_.client_tls && !via_proxy_) {
+      std::string notice = proto::closeNotice(listener_.protocol, proto::CloseReason::ServerBusy, ctx_.server_name);
+      bufferevent_write(down_, notice.data(), notice.size());
+    }
+    bufferevent_enable(down_, EV_WRITE);
+    close(proto::CloseReason::ServerBusy);
     return;
   }
   bufferevent_enable(down_, EV_READ | EV_WRITE);
@@ -1131,6 +1148,10 @@ void Session::enterRelay(proto::EnterRelay& r) {
     return;
   }
   setState(State::Relay);
+  if (preauth_held_) {
+    server_.clientLimits().leavePreauth();
+    preauth_held_ = false;
+  }
   login_.reset();
   evtimer_del(up_timer_);
   evtimer_del(login_deadline_);

@@ -151,6 +151,7 @@ class Session {
   conf::Limits limits_;                  // effective abuse limits (connect-time rule)
   bool slot_held_ = false;               // counted in ClientLimits for address_
   bool over_limit_ = false;              // refused at the greeting: too many sessions
+  bool preauth_held_ = false;            // counted in ClientLimits' pre-login sessions
   uint32_t auth_failures_ = 0;           // failed logins in this session
   std::optional<proto::LoginResult> delayed_result_;
   State state_ = State::Front;

@@ -46,6 +46,7 @@ namespace mailshim::proxy {
   X(reloads, "Configuration reloads attempted")                                                      \
   X(reload_failures, "Configuration reloads refused (the running configuration was kept)")           \
   X(sessions_refused_address_limit, "Sessions refused: too many from the client address")            \
+  X(sessions_refused_busy, "Sessions refused at accept: max_preauth_sessions not logged in yet")     \
   X(auth_failure_delays, "Failed-login replies delayed by the brute-force throttle")                 \
   X(sessions_closed_auth_failures, "Sessions closed after max_auth_failures failed logins")          \
   X(login_timeouts, "Sessions closed for not completing a login within login_timeout_ms")            \

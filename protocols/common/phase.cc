@@ -34,6 +34,7 @@ std::string_view closeReasonName(CloseReason r) {
     case CloseReason::TooManyConnections: return "too_many_connections";
     case CloseReason::TooManyAuthFailures: return "too_many_auth_failures";
     case CloseReason::LoginTimeout: return "login_timeout";
+    case CloseReason::ServerBusy: return "server_busy";
     case CloseReason::Internal: return "internal";
   }
   return "?";

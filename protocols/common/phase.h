@@ -45,6 +45,7 @@ enum class CloseReason : uint8_t {
   TooManyConnections,  // per-client-address session limit ([limits] max_sessions_per_address)
   TooManyAuthFailures, // max_auth_failures failed logins in one session
   LoginTimeout,        // no completed login within login_timeout_ms of connecting
+  ServerBusy,          // max_preauth_sessions reached: refused at accept
   Internal,            // a bug; logged with details (keep last: arrays are sized by it)
 };
 std::string_view closeReasonName(CloseReason r);

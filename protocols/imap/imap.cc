@@ -43,6 +43,8 @@ std::string imapCloseNotice(CloseReason reason, std::string_view /*server_name*/
       return "* BYE [UNAVAILABLE] Too many connections from your address.\r\n";
     case CloseReason::TooManyAuthFailures:
       return "* BYE Too many authentication failures.\r\n";
+    case CloseReason::ServerBusy:
+      return "* BYE [UNAVAILABLE] Server busy, try again later.\r\n";
     case CloseReason::LoginTimeout:
       return "* BYE Disconnected: no login within the time allowed.\r\n";
     case CloseReason::Internal:

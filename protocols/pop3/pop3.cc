@@ -43,6 +43,8 @@ std::string pop3CloseNotice(CloseReason reason, std::string_view /*server_name*/
       return "-ERR [SYS/TEMP] Too many connections from your address.\r\n";
     case CloseReason::TooManyAuthFailures:
       return "-ERR [AUTH] Too many authentication failures.\r\n";
+    case CloseReason::ServerBusy:
+      return "-ERR [SYS/TEMP] Server busy, try again later.\r\n";
     case CloseReason::LoginTimeout:
       return "-ERR Disconnected: no login within the time allowed.\r\n";
     case CloseReason::Internal:

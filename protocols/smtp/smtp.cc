@@ -62,6 +62,8 @@ std::string smtpCloseNotice(CloseReason reason, std::string_view server_name) {
       return "421 4.7.0 " + name + " Too many connections from your address, try again later\r\n";
     case CloseReason::TooManyAuthFailures:
       return "421 4.7.0 " + name + " Error: too many authentication failures\r\n";
+    case CloseReason::ServerBusy:
+      return "421 4.3.2 " + name + " Service busy, try again later\r\n";
     case CloseReason::LoginTimeout:
       return "421 4.4.2 " + name + " Error: login timeout exceeded\r\n";
     case CloseReason::Internal:

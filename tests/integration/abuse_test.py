@@ -59,7 +59,7 @@ class FakeServer(socketserver.ThreadingTCPServer):
 def config():
     with open(os.path.join(LAB, "mailshim.toml")) as f:
         cfg = f.read()
-    limits = ("[limits]\nmax_sessions_per_address = 3\nhandshake_timeout_ms = 1000\nlogin_timeout_ms = 3000\n"
+    limits = ("[limits]\nmax_preauth_sessions = 12\nmax_sessions_per_address = 3\nhandshake_timeout_ms = 1000\nlogin_timeout_ms = 3000\n"
               "auth_failure_delay_ms = 400\nauth_failure_delay_max_ms = 1600\nmax_auth_failures = 3\n"
               "auth_failure_window_ms = 60000\n")
     cfg = re.sub(r"(?ms)^\[limits\]\n.*?(?=^\[)", lambda m: limits + "\n", cfg, count=1)
@@ -176,6 +176,48 @@ def test_limit_counts_unfinished_tls_handshakes():
             s.close()
 
 
+def test_process_wide_preauth_cap_refuses_at_accept():
+    """max_preauth_sessions: a flood from many addresses (each under its own
+    limit) is refused at accept once 12 sessions have not logged in, with one
+    plaintext line and no TLS work; logged-in sessions do not count."""
+    m = __import__("imaplib").IMAP4_SSL("127.0.0.1", h.port("imaps"), ssl_context=h.tls_context())
+    m.login(ALICE, ALICE_PW)  # in relay: not pre-auth
+    before = metric("sessions_refused_busy")
+    held, refused = [], None
+    try:
+        for i in range(20):
+            r, first = greet("smtp", "127.0.0.%d" % (30 + i // 2))
+            if first.startswith("220 "):
+                held.append(r)
+                continue
+            refused = first
+            assert r.closed()
+            break
+        assert refused and re.match(r"^421 4\.3\.2 \S+ Service busy, try again later$", refused), refused
+        assert 1 <= len(held) <= 12, len(held)
+        # Implicit TLS: closed before any handshake work.
+        s = socket.create_connection(("127.0.0.1", h.port("imaps")), source_address=("127.0.0.60", 0))
+        s.settimeout(5)
+        try:
+            ssl_sock = h.tls_context().wrap_socket(s, server_hostname="mail.example.test")
+            data = ssl_sock.recv(100)
+            assert data == b"", data
+        except (ssl.SSLError, ConnectionResetError, OSError):
+            pass
+        assert m.noop()[0] == "OK"  # the logged-in session is unaffected
+    finally:
+        for r in held:
+            r.close()
+    def free():
+        r, first = greet("smtp", "127.0.0.61")
+        r.close()
+        return first.startswith("220 ")
+    h.wait_for(free, timeout=5, what="accepting again once the flood closed")
+    assert metric("sessions_refused_busy") >= before + 2
+    assert "reason=server_busy" in MS.log_text()
+    m.logout()
+
+
 def test_handshake_deadline_closes_silent_tls_clients():
     before = metric("downstream_tls_failures")
     s = socket.create_connection(("127.0.0.1", h.port("imaps")), source_address=("127.0.0.7", 0))
@@ -280,6 +322,7 @@ if __name__ == "__main__":
         test_session_limit_per_address_all_protocols,
         test_rule_override_allows_more_for_legacy_lan,
         test_limit_counts_unfinished_tls_handshakes,
+        test_process_wide_preauth_cap_refuses_at_accept,
         test_handshake_deadline_closes_silent_tls_clients,
         test_login_deadline_despite_keepalive_commands,
         test_failed_logins_back_off_and_close_the_session,

@@ -71,6 +71,18 @@ TEST(ClientLimits, FailureDelayBacksOffAndCaps) {
   EXPECT_EQ(ClientLimits::failureDelayMs(5, 0, 15000), 0u);
 }
 
+TEST(ClientLimits, PreauthCapIsProcessWide) {
+  ClientLimits l;
+  EXPECT_TRUE(l.enterPreauth(2));
+  EXPECT_TRUE(l.enterPreauth(2));
+  EXPECT_FALSE(l.enterPreauth(2));
+  EXPECT_EQ(l.preauthSessions(), 2u);
+  l.leavePreauth();
+  EXPECT_TRUE(l.enterPreauth(2));
+  EXPECT_TRUE(l.enterPreauth(0));  // 0: no limit
+  EXPECT_EQ(l.preauthSessions(), 3u);
+}
+
 TEST(ClientLimits, ConcurrentAcquireNeverExceedsLimit) {
   ClientLimits l;
   std::atomic<int> granted{0};
