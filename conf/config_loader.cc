@@ -20,7 +20,7 @@ namespace {
 
 class Loader {
  public:
-  explicit Loader(std::string path) : path_(std::move(path)) {}
+  Loader(std::string path, LoadOptions options) : path_(std::move(path)), options_(options) {}
 
   LoadResult run(std::string_view text) {
     auto parsed = toml::parse(text, path_);
@@ -205,7 +205,7 @@ class Loader {
   }
 
   void checkReadable(const toml::source_region& src, const std::string& file) {
-    if (access(file.c_str(), R_OK) != 0) error(src, "cannot read '" + file + "'");
+    if (options_.check_files && access(file.c_str(), R_OK) != 0) error(src, "cannot read '" + file + "'");
   }
 
   bool readProtocol(const toml::table& t, proto::Protocol& p, const std::string& what) {
@@ -507,6 +507,7 @@ class Loader {
   }
 
   std::string path_;
+  LoadOptions options_;
   std::vector<std::string> errors_;
   std::vector<std::string> warnings_;
   std::vector<toml::source_region> listener_src_;
@@ -522,8 +523,8 @@ const Upstream* Config::findUpstream(const std::string& name) const {
   return nullptr;
 }
 
-LoadResult loadConfigString(std::string_view toml, const std::string& path) {
-  return Loader(path).run(toml);
+LoadResult loadConfigString(std::string_view toml, const std::string& path, LoadOptions options) {
+  return Loader(path, options).run(toml);
 }
 
 LoadResult loadConfigFile(const std::string& path) {

@@ -57,6 +57,20 @@ TEST(ConfigLoader, LoadsValidConfig) {
   EXPECT_EQ(c.limits.max_line_bytes, 4096u);  // default
 }
 
+// Fuzzing loads configs without touching the file system: with
+// check_files off, unreadable certificate paths are not errors; by default
+// they are.
+TEST(ConfigLoader, CheckFilesOffSkipsReadability) {
+  std::string text = baseConfig();
+  for (size_t pos; (pos = text.find(readableFile())) != std::string::npos;)
+    text.replace(pos, readableFile().size(), "/nonexistent/mailshim-test.pem");
+  auto strict = loadConfigString(text, "t.toml");
+  EXPECT_FALSE(strict.ok());
+  EXPECT_TRUE(anyErrorContains(strict, "cannot read '/nonexistent/mailshim-test.pem'"));
+  auto lax = loadConfigString(text, "t.toml", LoadOptions{.check_files = false});
+  EXPECT_TRUE(lax.ok()) << (lax.errors.empty() ? "" : lax.errors[0]);
+}
+
 TEST(ConfigLoader, SyntaxErrorHasFileLineColumn) {
   auto r = loadConfigString("[server]\nname = \n", "broken.toml");
   ASSERT_FALSE(r.ok());
