@@ -70,10 +70,30 @@ class Loader {
     return os.str();
   }
   void error(const toml::source_region& src, const std::string& msg) {
-    errors_.push_back(where(src) + ": " + msg);
+    errors_.push_back(oneLine(where(src) + ": " + msg));
   }
   void warning(const toml::source_region& src, const std::string& msg) {
-    warnings_.push_back(where(src) + ": " + msg);
+    warnings_.push_back(oneLine(where(src) + ": " + msg));
+  }
+
+  // Messages quote config text (keys, values, and toml++'s parse errors quote
+  // the raw bytes they saw, line ends included): keep each message one line
+  // by escaping control characters as \xNN. UTF-8 stays as it is.
+  static std::string oneLine(const std::string& msg) {
+    std::string out;
+    out.reserve(msg.size());
+    for (char c : msg) {
+      auto u = static_cast<unsigned char>(c);
+      if (u < 0x20 || u == 0x7f) {
+        static constexpr char kHex[] = "0123456789abcdef";
+        out += "\\x";
+        out += kHex[u >> 4];
+        out += kHex[u & 15];
+      } else {
+        out += c;
+      }
+    }
+    return out;
   }
 
   void checkKeys(const toml::table& t, std::initializer_list<std::string_view> allowed,
