@@ -20,7 +20,7 @@ namespace {
 
 class Loader {
  public:
-  explicit Loader(std::string path) : path_(std::move(path)) {}
+  Loader(std::string path, LoadOptions options) : path_(std::move(path)), options_(options) {}
 
   LoadResult run(std::string_view text) {
     auto parsed = toml::parse(text, path_);
@@ -78,10 +78,30 @@ class Loader {
     return os.str();
   }
   void error(const toml::source_region& src, const std::string& msg) {
-    errors_.push_back(where(src) + ": " + msg);
+    errors_.push_back(oneLine(where(src) + ": " + msg));
   }
   void warning(const toml::source_region& src, const std::string& msg) {
-    warnings_.push_back(where(src) + ": " + msg);
+    warnings_.push_back(oneLine(where(src) + ": " + msg));
+  }
+
+  // Messages quote config text (keys, values, and toml++'s parse errors quote
+  // the raw bytes they saw, line ends included): keep each message one line
+  // by escaping control characters as \xNN. UTF-8 stays as it is.
+  static std::string oneLine(const std::string& msg) {
+    std::string out;
+    out.reserve(msg.size());
+    for (char c : msg) {
+      auto u = static_cast<unsigned char>(c);
+      if (u < 0x20 || u == 0x7f) {
+        static constexpr char kHex[] = "0123456789abcdef";
+        out += "\\x";
+        out += kHex[u >> 4];
+        out += kHex[u & 15];
+      } else {
+        out += c;
+      }
+    }
+    return out;
   }
 
   void checkKeys(const toml::table& t, std::initializer_list<std::string_view> allowed,
@@ -225,7 +245,7 @@ class Loader {
   }
 
   void checkReadable(const toml::source_region& src, const std::string& file) {
-    if (access(file.c_str(), R_OK) != 0) error(src, "cannot read '" + file + "'");
+    if (options_.check_files && access(file.c_str(), R_OK) != 0) error(src, "cannot read '" + file + "'");
   }
 
   bool readProtocol(const toml::table& t, proto::Protocol& p, const std::string& what) {
@@ -531,6 +551,7 @@ class Loader {
   }
 
   std::string path_;
+  LoadOptions options_;
   std::vector<std::string> errors_;
   std::vector<std::string> warnings_;
   std::vector<toml::source_region> listener_src_;
@@ -546,8 +567,8 @@ const Upstream* Config::findUpstream(const std::string& name) const {
   return nullptr;
 }
 
-LoadResult loadConfigString(std::string_view toml, const std::string& path) {
-  return Loader(path).run(toml);
+LoadResult loadConfigString(std::string_view toml, const std::string& path, LoadOptions options) {
+  return Loader(path, options).run(toml);
 }
 
 LoadResult loadConfigFile(const std::string& path) {

@@ -20,8 +20,15 @@ struct LoadResult {
   bool ok() const { return config != nullptr && errors.empty(); }
 };
 
+struct LoadOptions {
+  // Check that the files the config names (certificates, keys, CA bundles,
+  // the directory TSV) are readable. Off only for fuzzing: the fuzz target
+  // must not make its verdict depend on the machine's files.
+  bool check_files = true;
+};
+
 LoadResult loadConfigFile(const std::string& path);
 // Same, from a string (tests, fuzzing). `path` is only used in messages.
-LoadResult loadConfigString(std::string_view toml, const std::string& path = "<string>");
+LoadResult loadConfigString(std::string_view toml, const std::string& path = "<string>", LoadOptions options = {});
 
 }  // namespace mailshim::conf

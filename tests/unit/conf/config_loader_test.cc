@@ -57,6 +57,37 @@ TEST(ConfigLoader, LoadsValidConfig) {
   EXPECT_EQ(c.limits.max_line_bytes, 4096u);  // default
 }
 
+// Fuzzing loads configs without touching the file system: with
+// check_files off, unreadable certificate paths are not errors; by default
+// they are.
+TEST(ConfigLoader, CheckFilesOffSkipsReadability) {
+  std::string text = baseConfig();
+  for (size_t pos; (pos = text.find(readableFile())) != std::string::npos;)
+    text.replace(pos, readableFile().size(), "/nonexistent/mailshim-test.pem");
+  auto strict = loadConfigString(text, "t.toml");
+  EXPECT_FALSE(strict.ok());
+  EXPECT_TRUE(anyErrorContains(strict, "cannot read '/nonexistent/mailshim-test.pem'"));
+  auto lax = loadConfigString(text, "t.toml", LoadOptions{.check_files = false});
+  EXPECT_TRUE(lax.ok()) << (lax.errors.empty() ? "" : lax.errors[0]);
+}
+
+// Found by fuzz.config_loader: toml++ quotes the bytes it saw in a parse
+// error ("expected 'false', saw 'fa\n'"), and keys are quoted in messages,
+// so a message could span lines. Every message is one line, controls escaped.
+TEST(ConfigLoader, MessagesAreOneLine) {
+  auto r = loadConfigString("[pool]\nrise = fa\n3ll = 1\n", "t.toml");
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].find('\n'), std::string::npos) << r.errors[0];
+  EXPECT_NE(r.errors[0].find("\\x0a"), std::string::npos) << r.errors[0];
+  EXPECT_TRUE(r.errors[0].starts_with("t.toml:2:")) << r.errors[0];
+
+  auto k = loadConfigString(baseConfig("[server.\"a\\nb\\u001b[31m\"]\n"), "t.toml");
+  ASSERT_FALSE(k.errors.empty());
+  for (const auto& e : k.errors)
+    for (char c : e) EXPECT_FALSE(static_cast<unsigned char>(c) < 0x20 || c == 0x7f) << e;
+  EXPECT_TRUE(anyErrorContains(k, "a\\x0ab\\x1b[31m")) << k.errors[0];
+}
+
 TEST(ConfigLoader, SyntaxErrorHasFileLineColumn) {
   auto r = loadConfigString("[server]\nname = \n", "broken.toml");
   ASSERT_FALSE(r.ok());

@@ -121,6 +121,12 @@ TEST(Glob, Matching) {
   EXPECT_FALSE(globMatch("*@example.test", "alice@example.test.evil"));
   EXPECT_TRUE(globMatch("*", ""));
   EXPECT_FALSE(globMatch("a", ""));
+  // Found by fuzz.conf_rules: a '*' in the pattern was first compared with a
+  // literal '*' in the text and then no longer backtracked as a wildcard.
+  EXPECT_TRUE(globMatch("*", "*0"));
+  EXPECT_TRUE(globMatch("*@example.test", "*x@example.test"));
+  EXPECT_TRUE(globMatch("a*b", "a*xb"));
+  EXPECT_FALSE(globMatch("*b", "*a"));
 }
 
 TEST(Date, ParseAndCompare) {
