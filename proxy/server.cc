@@ -70,8 +70,7 @@ bool Server::start() {
   retirement_ = std::make_unique<RetirementStore>(cfg_->server.state_dir + "/retirement.tsv");
   std::string err;
   if (!retirement_->load(err)) spdlog::warn("retirement{}", kv("error", err));
-  for (auto& w : workers_)
-    if (!w->openListeners()) return false;
+  // Metrics and console first: once a client can connect, they answer too.
   if (!startMetrics()) return false;
   admin_ = std::make_unique<AdminConsole>(*this, main);
   // The console is for the admin, the listeners for the users: a console
@@ -79,6 +78,8 @@ bool Server::start() {
   // and mail keeps flowing.
   if (!cfg_->admin.socket.empty() && !admin_->open(cfg_->admin))
     spdlog::error("admin{}", kv("result", "console disabled"));
+  for (auto& w : workers_)
+    if (!w->openListeners()) return false;
   housekeeping_timer_ = event_new(main, -1, EV_PERSIST, housekeepingCb, this);
   timeval every{30, 0};
   evtimer_add(housekeeping_timer_, &every);

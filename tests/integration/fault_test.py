@@ -33,7 +33,10 @@ def test_faulted_sessions_nothing_lost():
         print("  VIOLATION " + line)
     assert ok, f"{len(run.violations)} violations"
     acked = sum(1 for r in run.results if r.outcome == "ok250")
-    assert acked > SESSIONS * 0.3, acked  # the 250 path was exercised, not just failures
+    # The 250 path was exercised, not just failures (~34 % without
+    # sanitizers; a ThreadSanitizer mailshim is slow enough that more
+    # sessions run into the backend's injected delays and time out).
+    assert acked > SESSIONS * (0.15 if _SANITIZED else 0.3), acked
     assert run.figures["backend_kills"] == 1
 
 
