@@ -263,6 +263,7 @@ std::string Session::tag() const {
 }
 
 void Session::logConnect() {
+  if (!spdlog::should_log(spdlog::level::info)) return;  // skip building the arguments
   spdlog::info("connect{}{}{}{}{}{}{}{}{}{}", kv("session", ctx_.session_id), kv("listener", listener_.name),
                kv("proto", proto::protocolName(listener_.protocol)), kv("rip", ctx_.client_ip),
                kv("rport", ctx_.client_port), kv("lip", ctx_.local_ip), kv("lport", ctx_.local_port),
@@ -469,7 +470,8 @@ void Session::execute(proto::Action& action) {
         } else if constexpr (std::is_same_v<T, proto::EnterRelay>) {
           enterRelay(v);
         } else if constexpr (std::is_same_v<T, proto::LogNote>) {
-          spdlog::log(levelOf(v.level), "note{}{}", tag(), kv("text", v.text));
+          if (spdlog::should_log(levelOf(v.level)))
+            spdlog::log(levelOf(v.level), "note{}{}", tag(), kv("text", v.text));
         } else if constexpr (std::is_same_v<T, proto::QuirkUsed>) {
           noteQuirk(v.quirk, v.detail);
         } else if constexpr (std::is_same_v<T, proto::ClientInfo>) {
@@ -483,7 +485,7 @@ void Session::execute(proto::Action& action) {
           } else if (v.key == "user-agent") {
             fp_.user_agent = v.value;
           }
-          spdlog::debug("client{}{}", tag(), kv(v.key, v.value));
+          if (spdlog::should_log(spdlog::level::debug)) spdlog::debug("client{}{}", tag(), kv(v.key, v.value));
         } else if constexpr (std::is_same_v<T, proto::UserKnown>) {
           user_ = v.user;
         } else if constexpr (std::is_same_v<T, proto::ArmTimer>) {
@@ -605,9 +607,10 @@ void Session::close(proto::CloseReason reason) {
   stats().bytes_relayed.add({listener_.name, "from_backend"}, static_cast<int64_t>(bytes_from_backend_));
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_);
   std::string fp = currentFingerprint();
-  spdlog::info("disconnect{}{}{}{}{}{}", tag(), kv("reason", proto::closeReasonName(reason)),
-               kv("duration_ms", static_cast<uint64_t>(ms.count())), kv("bytes_in", bytes_from_client_),
-               kv("bytes_out", bytes_from_backend_), kv("fingerprint", fp));
+  if (spdlog::should_log(spdlog::level::info))
+    spdlog::info("disconnect{}{}{}{}{}{}", tag(), kv("reason", proto::closeReasonName(reason)),
+                 kv("duration_ms", static_cast<uint64_t>(ms.count())), kv("bytes_in", bytes_from_client_),
+                 kv("bytes_out", bytes_from_backend_), kv("fingerprint", fp));
   if (!quirk_uses_.empty()) {
     int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
                       std::chrono::system_clock::now().time_since_epoch()).count();
@@ -767,8 +770,9 @@ void Session::onDownEvent(short what) {
     SSL* ssl = bufferevent_openssl_get_ssl(down_);
     int version = SSL_version(ssl);
     stats().tls_handshakes.add({listener_.name, SSL_get_version(ssl)});
-    spdlog::info("tls{}{}{}{}{}", tag(), kv("side", "downstream"), kv("cipher", tls::describe(ssl)),
-                 kv("sni", hello_.sni.empty() ? "-" : hello_.sni), kv("profile", tls::profileName(profile_)));
+    if (spdlog::should_log(spdlog::level::info))
+      spdlog::info("tls{}{}{}{}{}", tag(), kv("side", "downstream"), kv("cipher", tls::describe(ssl)),
+                   kv("sni", hello_.sni.empty() ? "-" : hello_.sni), kv("profile", tls::profileName(profile_)));
     if (profile_ == tls::Profile::Legacy && version < TLS1_2_VERSION)
       noteQuirk(proto::Quirk::TlsLegacyProtocols, "negotiated " + tls::describe(ssl));
     if (state_ == State::TlsHandshake) {
@@ -982,8 +986,9 @@ void Session::onUpEvent(short what) {
       up_tls_pending_ = false;
       up_tls_ = true;
       SSL* ssl = bufferevent_openssl_get_ssl(up_);
-      spdlog::debug("tls{}{}{}{}", tag(), kv("side", "upstream"), kv("cipher", tls::describe(ssl)),
-                    kv("resumed", SSL_session_reused(ssl) ? "yes" : "no"));
+      if (spdlog::should_log(spdlog::level::debug))
+        spdlog::debug("tls{}{}{}{}", tag(), kv("side", "upstream"), kv("cipher", tls::describe(ssl)),
+                      kv("resumed", SSL_session_reused(ssl) ? "yes" : "no"));
       if (!up_connected_) {  // implicit TLS upstream: TCP + TLS are now up
         up_connected_ = true;
         server_.health().reportSuccess(upstream_->name);
