@@ -224,12 +224,13 @@ class Loader {
   }
 
   void readTls(const toml::table& t, TlsSettings& s) {
-    checkKeys(t, {"cert_file", "key_file", "audit_ca_file", "ticket_key_rotation_s"}, "[tls]");
+    checkKeys(t, {"cert_file", "key_file", "audit_ca_file", "ticket_key_rotation_s", "session_tickets"}, "[tls]");
     if (getString(t, "cert_file", s.cert_file, true, "[tls]")) checkReadable(t["cert_file"].node()->source(), s.cert_file);
     if (getString(t, "key_file", s.key_file, true, "[tls]")) checkReadable(t["key_file"].node()->source(), s.key_file);
     if (getString(t, "audit_ca_file", s.audit_ca_file, false, "[tls]"))
       checkReadable(t["audit_ca_file"].node()->source(), s.audit_ca_file);
     getUint(t, "ticket_key_rotation_s", s.ticket_key_rotation_s, 60, 7 * 86400, false, "[tls]");
+    getUint(t, "session_tickets", s.session_tickets, 0, 8, false, "[tls]");
   }
 
   void readCertificate(const toml::table& t, Config& cfg) {

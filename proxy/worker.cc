@@ -24,7 +24,15 @@ Worker::ListenerSlot::~ListenerSlot() {
 
 Worker::Worker(Server& server, size_t index, conf::ConfigConstSharedPtr cfg, tls::TlsContextsConstSharedPtr tls)
     : server_(server), index_(index), cfg_(std::move(cfg)), tls_(std::move(tls)) {
-  base_ = event_base_new();
+  // The epoll changelist folds the add/delete pairs of one loop iteration
+  // (OpenSSL want-read/want-write, enable/disable) into at most one
+  // epoll_ctl per fd: about 30 per IMAPS session without it.
+  if (event_config* ec = event_config_new()) {
+    event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    base_ = event_base_new_with_config(ec);
+    event_config_free(ec);
+  }
+  if (!base_) base_ = event_base_new();
   posted_ev_ = event_new(base_, -1, 0, postedCb, this);
 }
 

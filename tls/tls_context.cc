@@ -268,7 +268,7 @@ SslCtxPtr newServerCtx(const TlsContexts* owner, const conf::TlsSettings& settin
   // Idle connections (IMAP IDLE) should not pin 2 x 16 KiB of buffers each.
   SSL_CTX_set_mode(s, SSL_MODE_RELEASE_BUFFERS);
   SSL_CTX_set_session_id_context(s, reinterpret_cast<const unsigned char*>("mailshim"), 8);
-  SSL_CTX_set_num_tickets(s, 1);
+  SSL_CTX_set_num_tickets(s, settings.session_tickets);
   SSL_CTX_set_dh_auto(s, 1);  // ffdhe2048+ for the DHE suites of the Mozilla list
   SSL_CTX_set_tlsext_ticket_key_evp_cb(s, ticketKeyCb);
   SSL_CTX_set_client_hello_cb(s, onClientHello, const_cast<TlsContexts*>(owner));

@@ -2,6 +2,10 @@
 // 4.5.2; RFC 2920; RFC 3030; RFC 5322 section 3.4; RFC 2047. No I/O.
 #include "protocols/smtp/smtp_relay_filter.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "protocols/common/rfc2047.h"
 #include "protocols/common/text.h"
 #include "protocols/smtp/smtp.h"
@@ -46,9 +50,39 @@ std::string_view trimSpaces(std::string_view s) {
 // the DATA hot path.)
 size_t findLineEnd(std::string_view in, size_t from) {
   const char* p = in.data();
-  for (size_t i = from, n = in.size(); i < n; ++i)
+  size_t i = from;
+  const size_t n = in.size();
+#if defined(__SSE2__)
+  // 16 bytes per step: a byte loop costs about a cycle per byte of message.
+  const __m128i cr = _mm_set1_epi8('\r');
+  const __m128i lf = _mm_set1_epi8('\n');
+  for (; i + 16 <= n; i += 16) {
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+    const int m = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(b, cr), _mm_cmpeq_epi8(b, lf)));
+    if (m) return i + static_cast<size_t>(__builtin_ctz(static_cast<unsigned>(m)));
+  }
+#endif
+  for (; i < n; ++i)
     if (p[i] == '\r' || p[i] == '\n') return i;
   return std::string_view::npos;
+}
+
+// Length of the clean content at the start of `in` when the scanner is
+// mid-line: whole CRLF-terminated lines, none starting with "." and no bare CR
+// or LF, ending just before a CR or LF (or at the end of `in`). Only the bytes
+// the strict state machine would copy unchanged are covered; the next line
+// end or dot is left to it.
+size_t cleanSpan(std::string_view in) {
+  size_t k = 0;
+  for (;;) {
+    size_t j = findLineEnd(in, k);
+    if (j == std::string_view::npos) return in.size();
+    // "\r\n" followed by an ordinary byte (not ".", CR or LF): still clean.
+    if (in[j] != '\r' || j + 2 >= in.size() || in[j + 1] != '\n') return j;
+    const char next = in[j + 2];
+    if (next == '.' || next == '\r' || next == '\n') return j;
+    k = j + 2;
+  }
 }
 
 }  // namespace
@@ -91,8 +125,14 @@ Actions SmtpRelayFilter::onDownstreamData(std::string_view bytes) {
     up_.append(bytes);
     return take();
   }
-  held_.append(bytes);
-  processClient();
+  if (held_.empty()) {
+    // Usual case: nothing held over, so scan the caller's bytes in place and
+    // keep only what is left (a partial line, bytes waiting for a DATA reply).
+    held_.assign(bytes.substr(scanClient(bytes)));
+  } else {
+    held_.append(bytes);
+    processClient();
+  }
   if (mode_ == Mode::WaitDataReply && held_.size() > kMaxHeldBytes) {
     acts_.push_back(LogNote{LogNote::Level::Warn, "client sent more than " + std::to_string(kMaxHeldBytes) +
                                                       " bytes before the backend answered DATA"});
@@ -104,10 +144,12 @@ Actions SmtpRelayFilter::onDownstreamData(std::string_view bytes) {
   return take();
 }
 
-void SmtpRelayFilter::processClient() {
+void SmtpRelayFilter::processClient() { held_.erase(0, scanClient(held_)); }
+
+size_t SmtpRelayFilter::scanClient(std::string_view data) {
   size_t pos = 0;
-  while (pos < held_.size()) {
-    std::string_view rest = std::string_view(held_).substr(pos);
+  while (pos < data.size()) {
+    std::string_view rest = data.substr(pos);
     if (mode_ == Mode::WaitDataReply || mode_ == Mode::Closed) break;
     if (mode_ == Mode::Command) {
       if (swallow_lf_) {
@@ -124,7 +166,7 @@ void SmtpRelayFilter::processClient() {
         if (rest.size() > kMaxCommandLine) {
           // Over-long: stream it uninterpreted; the backend answers it once.
           up_.append(rest);
-          pos = held_.size();
+          pos = data.size();
           expect(Expect::Normal);
           mode_ = Mode::LongLine;
         }
@@ -162,11 +204,11 @@ void SmtpRelayFilter::processClient() {
     bool end = false;
     pos += scanContent(rest, end);
     if (mode_ == Mode::Closed) {
-      pos = held_.size();  // nothing after a refused message is ever interpreted
+      pos = data.size();  // nothing after a refused message is ever interpreted
       break;
     }
   }
-  held_.erase(0, pos);
+  return pos;
 }
 
 void SmtpRelayFilter::handleCommandLine(std::string_view line) {
@@ -262,7 +304,17 @@ void SmtpRelayFilter::startMessage() {
 size_t SmtpRelayFilter::scanContent(std::string_view in, bool& end) {
   end = false;
   size_t n = 0;
-  if (!refusing_) {
+  if (!refusing_ && !in_header_ && !quirks_.has(Quirk::SmtpBareLf)) {
+    // The body, strict: scanned straight into the backend's buffer (no copy
+    // through a temporary); a refusal takes back what this call added.
+    const size_t mark = up_.size();
+    n = scanStrict(in, up_, end);
+    if (!refusing_) {
+      if (end) endOfData();
+      return n;
+    }
+    up_.resize(mark);  // A bare CR/LF: dropped with the rest of the message.
+  } else if (!refusing_) {
     std::string out;
     n = quirks_.has(Quirk::SmtpBareLf) ? scanLenient(in, out, end) : scanStrict(in, out, end);
     if (!refusing_) {
@@ -309,8 +361,7 @@ size_t SmtpRelayFilter::scanStrict(std::string_view in, std::string& out, bool& 
           line_ = Line::Start;
           return i + 1;
         }
-        size_t j = findLineEnd(in, i);
-        if (j == std::string_view::npos) j = in.size();
+        const size_t j = i + cleanSpan(in.substr(i));
         out.append(in.substr(i, j - i));
         line_ = Line::Mid;
         i = j;

@@ -110,7 +110,9 @@ class SmtpRelayFilter final : public RelayFilter {
   // and a line-initial dot (Dot, DotCr) until the next byte tells what they are.
   enum class Line : uint8_t { Start, Mid, Cr, Dot, DotCr };
 
-  void processClient();
+  void processClient();  // scans held_
+  // Interprets client bytes; returns how many were consumed (the rest must be held).
+  size_t scanClient(std::string_view data);
   void handleCommandLine(std::string_view line);
   void expect(Expect kind);
   void localReply(std::string bytes);

@@ -138,6 +138,21 @@ TEST(ConfigLoader, BadValuesAreReported) {
   EXPECT_TRUE(anyErrorContains(loadConfigString(bad_cert), "cannot read '/nonexistent/cert.pem'"));
 }
 
+TEST(ConfigLoader, SessionTickets) {
+  auto withTls = [](const std::string& line) {
+    std::string c = baseConfig();
+    c.insert(c.find("[[listener]]"), line);
+    return c;
+  };
+  auto d = loadConfigString(baseConfig());
+  ASSERT_TRUE(d.ok()) << (d.errors.empty() ? "" : d.errors[0]);
+  EXPECT_EQ(d.config->tls.session_tickets, 1u);  // default: one TLS 1.3 ticket
+  auto none = loadConfigString(withTls("session_tickets = 0\n"));
+  ASSERT_TRUE(none.ok()) << (none.errors.empty() ? "" : none.errors[0]);
+  EXPECT_EQ(none.config->tls.session_tickets, 0u);
+  EXPECT_TRUE(anyErrorContains(loadConfigString(withTls("session_tickets = 9\n")), "out of range"));
+}
+
 TEST(ConfigLoader, PlaintextUpstreamOnlyOnLoopback) {
   std::string cfg = baseConfig();
   cfg.replace(cfg.find("host = \"127.0.0.1\""), 18, "host = \"192.0.2.1\"");

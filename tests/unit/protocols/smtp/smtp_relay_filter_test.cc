@@ -69,6 +69,25 @@ TEST_P(SmtpRelay, PipelinedTransactionByteExact) {
   EXPECT_FALSE(r.out.close);
 }
 
+// Every line length from 0 to 80 (the scanner takes 16 bytes at a time), with
+// dot-stuffed and empty lines between them: forwarded byte for byte.
+TEST_P(SmtpRelay, LinesOfEveryLengthByteExact) {
+  Relay r(GetParam());
+  std::string body = "Subject: lengths\r\n\r\n";
+  for (int n = 0; n <= 80; ++n) {
+    body += std::string(static_cast<size_t>(n), static_cast<char>('a' + n % 26)) + "\r\n";
+    if (n % 7 == 0) body += ".." + std::string(static_cast<size_t>(n), 'x') + "\r\n\r\n";
+  }
+  body += ".\r\n";
+  r.client("DATA\r\n");
+  r.backend("354 go ahead\r\n");
+  r.client(body);
+  r.backend("250 2.0.0 Ok: queued as L1\r\n");
+  EXPECT_EQ(r.out.up, r.client_bytes);
+  EXPECT_EQ(r.infoNotes(), std::vector<std::string>{"message accepted: 2.0.0 Ok: queued as L1"});
+  EXPECT_FALSE(r.out.close);
+}
+
 TEST_P(SmtpRelay, ContentHeldUntil354) {
   Relay r(GetParam());
   r.client("DATA\r\n" + kMessage + "QUIT\r\n");

@@ -128,7 +128,14 @@ struct SmuggleCase {
 TEST_P(RelayQuirks, BareLineEndsRefusedNeverForwarded) {
   const std::string smuggled = "MAIL FROM:<evil@attacker.test>\r\nRCPT TO:<victim@example.test>\r\nDATA\r\n"
                                "From: ceo@example.test\r\n\r\nforged\r\n.\r\n";
+  // Lines longer than 16 bytes take the scanner's vectorised path.
+  const std::string longl = std::string(37, 'L') + "\r\n" + std::string(53, 'M') + "\r\n" + ".." + std::string(20, 'd') + "\r\n";
   const SmuggleCase cases[] = {
+      {"long-bare-lf-midline", "Subject: x\r\n\r\n" + longl + std::string(21, 'n') + "\nlo\r\n.\r\n" + smuggled,
+       "Subject: x\r\n\r\n" + longl + std::string(21, 'n')},
+      {"long-bare-cr-midline", "Subject: x\r\n\r\n" + longl + std::string(33, 'n') + "\rlo\r\n.\r\n" + smuggled,
+       "Subject: x\r\n\r\n" + longl + std::string(33, 'n')},
+      {"long-crlf-lf-dot-lf", "Subject: x\r\n\r\n" + longl + "\n.\n" + smuggled, "Subject: x\r\n\r\n" + longl},
       {"lf-dot-lf", "Subject: x\r\n\r\nhello\n.\n" + smuggled, "Subject: x\r\n\r\nhello"},
       {"cr-dot-cr", "Subject: x\r\n\r\nhello\r.\r" + smuggled, "Subject: x\r\n\r\nhello"},
       {"lf-dot-crlf", "Subject: x\r\n\r\nhello\n.\r\n" + smuggled, "Subject: x\r\n\r\nhello"},
