@@ -24,15 +24,13 @@ Worker::ListenerSlot::~ListenerSlot() {
 
 Worker::Worker(Server& server, size_t index, conf::ConfigConstSharedPtr cfg, tls::TlsContextsConstSharedPtr tls)
     : server_(server), index_(index), cfg_(std::move(cfg)), tls_(std::move(tls)) {
-  // The epoll changelist folds the add/delete pairs of one loop iteration
-  // (OpenSSL want-read/want-write, enable/disable) into at most one
-  // epoll_ctl per fd: about 30 per IMAPS session without it.
-  if (event_config* ec = event_config_new()) {
-    event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-    base_ = event_base_new_with_config(ec);
-    event_config_free(ec);
-  }
-  if (!base_) base_ = event_base_new();
+  // No EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST, although it saves ~10 of the
+  // ~30 epoll_ctl per IMAPS session: it defers a closed socket's epoll_ctl
+  // to the next loop iteration, and with several workers another thread may
+  // have accepted a new connection on the same fd number by then
+  // (ThreadSanitizer reported exactly that: worker 1's deferred epoll_ctl on
+  // an fd worker 0 had just accepted).
+  base_ = event_base_new();
   posted_ev_ = event_new(base_, -1, 0, postedCb, this);
 }
 

@@ -67,11 +67,11 @@ using namespace std::string_literals;
 // Longer than any small-string buffer: every copy lives on the heap.
 const std::string kPass = "correct-horse-battery-staple-0123456789-secret";
 
-std::vector<std::string> needles() {
+[[maybe_unused]] std::vector<std::string> needles() {
   return {kPass, base64Encode("\0bob\0"s + kPass), base64Encode(kPass)};
 }
 
-Authenticate bob() {
+[[maybe_unused]] Authenticate bob() {
   Authenticate a;
   a.creds.user = "bob";
   a.creds.password = Secret(std::string(kPass));
@@ -107,7 +107,7 @@ void expectNoResidue(Steps steps) {
 #endif
 }
 
-UpstreamContext implicitTls() {
+[[maybe_unused]] UpstreamContext implicitTls() {
   UpstreamContext u;
   u.tls = UpstreamTls::Implicit;
   return u;
