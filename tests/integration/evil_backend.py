@@ -554,3 +554,17 @@ def evil_mailshim(lab, name, delta):
     with open(path, "w") as f:
         f.write("\n".join(out) + "\n")
     return h.Mailshim(path, name=name, wait_ports=(f"smtp_{name}", f"imaps_{name}", f"pop3s_{name}"))
+
+
+def case_registry():
+    """The attack and injection suites' case list, and a decorator that gives
+    a test function its case id and appends it to the list."""
+    cases = []
+
+    def case(name):
+        def deco(fn):
+            fn.__name__ = name
+            cases.append(fn)
+            return fn
+        return deco
+    return cases, case

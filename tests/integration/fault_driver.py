@@ -45,14 +45,13 @@ import re
 import signal
 import socket
 import ssl
-import struct
 import subprocess
 import sys
 import time
 import urllib.request
 
 import harness as h
-from fault_backend import PASSWORD, Store
+from fault_backend import PASSWORD, Store, rst_close
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LAB = h.LAB
@@ -73,16 +72,6 @@ CLIENT_ABORTS = ["c_greet_close", "c_greet_rst", "c_auth_close", "c_auth_rst", "
 GOOD_FAULTS = ("ok", "auth_delay", "store_delay")
 # Backend session faults after the login: the client must be told with a 421.
 BACKEND_DROPS = ("mail_close", "data_close", "data_rst", "store_close", "store_rst", "store_hang")
-
-
-def rst_close(writer):
-    sock = writer.get_extra_info("socket")
-    try:
-        if sock is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    except OSError:
-        pass
-    writer.transport.abort()
 
 
 def write_config(limits_extra=""):

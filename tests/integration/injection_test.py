@@ -27,15 +27,7 @@ with open(MS.config, "w") as _f:
 SMTP, IMAP, POP3 = LABX.backends["smtp"], LABX.backends["imap"], LABX.backends["pop3"]
 GOOD = LABX.certs.ctx["good"]
 USER, PW = eb.VICTIM
-CASES = []
-
-
-def case(name):
-    def deco(fn):
-        fn.__name__ = name
-        CASES.append(fn)
-        return fn
-    return deco
+CASES, case = eb.case_registry()
 
 
 def b64(s):

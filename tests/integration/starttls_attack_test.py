@@ -28,15 +28,7 @@ SECRETS = eb.secret_forms(USER, PW)
 PLAIN_B64 = base64.b64encode(("\0%s\0%s" % (USER, PW)).encode()).decode()
 ATTACKER_B64 = base64.b64encode(b"\0attacker@example.test\0attacker-pw").decode()
 
-CASES = []
-
-
-def case(name):
-    def deco(fn):
-        fn.__name__ = name
-        CASES.append(fn)
-        return fn
-    return deco
+CASES, case = eb.case_registry()
 
 
 # ---- assertions ------------------------------------------------------------------
