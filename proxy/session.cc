@@ -31,6 +31,7 @@
 #include "proxy/retirement_store.h"
 #include "proxy/upstream_health.h"
 #include "proxy/stats.h"
+#include "proxy/write_through.h"
 
 namespace mailshim::proxy {
 namespace {
@@ -69,8 +70,8 @@ bufferevent* replaceWithTlsSocket(bufferevent* plain, SSL* ssl) {
   while (flushed && evbuffer_get_length(out) > 0) flushed = evbuffer_write(out, fd) > 0;
   evbuffer_freeze(out, 1);
   if (!flushed) return nullptr;  // would block: the filter keeps the order
-  bufferevent* tls = bufferevent_openssl_socket_new(bufferevent_get_base(plain), fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                                    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+  bufferevent* tls = newTlsSocketBufferevent(bufferevent_get_base(plain), fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                             BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
   if (!tls) return nullptr;
   bufferevent_setcb(plain, nullptr, nullptr, nullptr, nullptr);
   bufferevent_setfd(plain, -1);  // the fd now belongs to `tls`
@@ -164,8 +165,8 @@ Session::Session(Worker& server, conf::ConfigConstSharedPtr cfg, tls::TlsContext
     state_ = State::ProxyHeader;
   } else if (ctx_.client_tls) {
     SSL* ssl = tls_->newServerSsl(profile_, &hello_);
-    down_ = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                           BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    down_ = newTlsSocketBufferevent(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     bufferevent_openssl_set_allow_dirty_shutdown(down_, 1);
     state_ = State::TlsHandshake;
   } else {
@@ -320,7 +321,7 @@ void Session::start() {
     close(proto::CloseReason::ServerBusy);
     return;
   }
-  bufferevent_enable(down_, EV_READ | EV_WRITE);
+  bufferevent_enable(down_, EV_READ);  // EV_WRITE when something is queued (write_through.h)
   timeval deadline{static_cast<time_t>(limits_.login_timeout_ms / 1000),
                    static_cast<suseconds_t>((limits_.login_timeout_ms % 1000) * 1000)};
   evtimer_add(login_deadline_, &deadline);
@@ -430,7 +431,7 @@ void Session::startFront() {
                  kv("limit", limits_.max_sessions_per_address));
     std::string notice =
         proto::closeNotice(listener_.protocol, proto::CloseReason::TooManyConnections, ctx_.server_name);
-    bufferevent_write(down_, notice.data(), notice.size());
+    writeThrough(down_, notice.data(), notice.size());
     close(proto::CloseReason::TooManyConnections);
     return;
   }
@@ -490,9 +491,14 @@ void Session::execute(proto::Action& action) {
       [this](auto& v) {
         using T = std::decay_t<decltype(v)>;
         if constexpr (std::is_same_v<T, proto::SendDownstream>) {
-          if (down_) bufferevent_write(down_, v.bytes.data(), v.bytes.size());
+          if (down_) writeThrough(down_, v.bytes.data(), v.bytes.size());
         } else if constexpr (std::is_same_v<T, proto::SendUpstream>) {
-          if (up_) bufferevent_write(up_, v.bytes.data(), v.bytes.size());
+          if (up_ && up_connected_) {
+            writeThrough(up_, v.bytes.data(), v.bytes.size());
+          } else if (up_) {
+            bufferevent_write(up_, v.bytes.data(), v.bytes.size());
+            ensureWriting(up_);
+          }
           proto::wipe(v.bytes);  // may hold an AUTH payload
         } else if constexpr (std::is_same_v<T, proto::StartTlsDownstream>) {
           startDownstreamTls();
@@ -634,7 +640,7 @@ void Session::closeWithNotice(proto::CloseReason reason) {
   if (state_ == State::Closing) return;
   if (down_ && front_ && state_ != State::TlsHandshake && !down_tls_pending_) {
     std::string notice = proto::closeNotice(listener_.protocol, reason, ctx_.server_name);
-    if (!notice.empty()) bufferevent_write(down_, notice.data(), notice.size());
+    if (!notice.empty()) writeThrough(down_, notice.data(), notice.size());
   }
   close(reason);
 }
@@ -888,7 +894,8 @@ bool Session::wrapDownstreamTls() {
   bufferevent_openssl_set_allow_dirty_shutdown(f, 1);
   down_ = f;
   bufferevent_setcb(down_, downReadCb, downWriteCb, downEventCb, this);
-  bufferevent_enable(down_, EV_READ | EV_WRITE);
+  // A filter has no socket events of its own: write interest costs nothing.
+  bufferevent_enable(down_, bufferevent_get_underlying(down_) ? EV_READ | EV_WRITE : EV_READ);
   return true;
 }
 
@@ -1002,7 +1009,8 @@ void Session::connectUpstream() {
   up_connect_started_ = std::chrono::steady_clock::now();
   up_ = bufferevent_socket_new(server_.base(), fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
   bufferevent_setcb(up_, upReadCb, upWriteCb, upEventCb, this);
-  bufferevent_enable(up_, EV_READ | EV_WRITE);
+  // Nothing enabled yet: the connect arms EPOLLOUT itself, and reading
+  // starts once connected (BEV_EVENT_CONNECTED).
   armUpTimer(up.connect_timeout_ms);
   if (bufferevent_socket_connect(up_, reinterpret_cast<sockaddr*>(&dst), static_cast<int>(dlen)) != 0) {
     upstreamFailed(std::string("connect: ") + std::strerror(errno), false);
@@ -1049,6 +1057,7 @@ void Session::onUpEvent(short what) {
       }
       return;
     }
+    bufferevent_enable(up_, EV_READ);  // connected: read the greeting (see connectUpstream)
     stats().upstream_connect_seconds.observe(
         upstream_->name, std::chrono::duration<double>(std::chrono::steady_clock::now() - up_connect_started_).count());
     if (upstream_->client_address == proto::ClientAddressMode::ProxyV2) {
@@ -1065,7 +1074,7 @@ void Session::onUpEvent(short what) {
         upstreamFailed("cannot encode a PROXY v2 header for " + ctx_.client_ip, false);
         return;
       }
-      bufferevent_write(up_, header.data(), header.size());
+      writeThrough(up_, header.data(), header.size());
     }
     if (upstream_->tls == proto::UpstreamTls::Implicit) {
       startUpstreamTls();
@@ -1199,12 +1208,12 @@ void Session::enterRelay(proto::EnterRelay& r) {
   const size_t limit = cfg_->limits.relay_buffer_bytes;
   bufferevent_setwatermark(down_, EV_READ, 0, limit);
   bufferevent_setwatermark(up_, EV_READ, 0, limit);
-  if (!r.to_downstream.empty()) bufferevent_write(down_, r.to_downstream.data(), r.to_downstream.size());
+  if (!r.to_downstream.empty()) writeThrough(down_, r.to_downstream.data(), r.to_downstream.size());
   if (!r.to_upstream.empty()) {
     if (filter_) {
       run(filter_->onDownstreamData(r.to_upstream));
     } else {
-      bufferevent_write(up_, r.to_upstream.data(), r.to_upstream.size());
+      writeThrough(up_, r.to_upstream.data(), r.to_upstream.size());
     }
   }
   // Bytes may already be waiting in either input buffer.
@@ -1261,9 +1270,10 @@ size_t moveAsTlsRecords(evbuffer* in, bufferevent* to, int fd, size_t limit) {
   size_t have = evbuffer_get_length(in);
   bool more = fd >= 0 && have >= kSocketReadBytes;
   if (!more) {
-    // A short reply (one small record as it is), or a TLS backend: its
-    // records arrive as 16 KiB chains already, moved without a copy.
-    bufferevent_write_buffer(to, in);
+    // A short reply (one small record as it is, sent at once when nothing
+    // is queued), or a TLS backend: its records arrive as 16 KiB chains
+    // already, moved without a copy.
+    writeThroughBuffer(to, in);
     return have;
   }
   evbuffer* out = bufferevent_get_output(to);
@@ -1275,6 +1285,7 @@ size_t moveAsTlsRecords(evbuffer* in, bufferevent* to, int fd, size_t limit) {
       giveBlock(b);
     } else if (evbuffer_add_reference(out, b, n, blockDone, nullptr) == 0) {  // writes it now
       moved += n;
+      ensureWriting(to);
     } else {
       giveBlock(b);
     }
@@ -1329,6 +1340,7 @@ void sendUpstreamByReference(bufferevent* up, std::string& bytes) {
     bufferevent_write(up, held->data(), held->size());
     delete held;
   }
+  ensureWriting(up);
 }
 
 }  // namespace
@@ -1364,7 +1376,7 @@ void Session::relayDownToUp() {
       evbuffer_drain(in, fed);
     }
   } else {
-    bufferevent_write_buffer(up_, in);
+    writeThroughBuffer(up_, in);
   }
   if (state_ == State::Relay) applyBackpressure(down_, up_);
 }
@@ -1386,7 +1398,7 @@ void Session::relayUpToDown() {
   } else {
     bytes_from_backend_ += n;
     stats().bytes_upstream_in += n;
-    bufferevent_write_buffer(down_, in);
+    writeThroughBuffer(down_, in);
   }
   if (state_ == State::Relay) applyBackpressure(up_, down_);
 }
