@@ -37,7 +37,7 @@ Server::Server(conf::ConfigConstSharedPtr cfg, tls::TlsContextsConstSharedPtr tl
 Server::~Server() {
   admin_.reset();
   if (metrics_http_) evhttp_free(metrics_http_);
-  for (event* e : {sig_hup_, sig_term_, sig_int_, housekeeping_timer_})
+  for (event* e : {sig_hup_, sig_term_, sig_int_, housekeeping_timer_, memory_timer_})
     if (e) event_free(e);
   health_.reset();  // its probes live on worker 0's loop
   workers_.clear();
@@ -83,6 +83,12 @@ bool Server::start() {
   housekeeping_timer_ = event_new(main, -1, EV_PERSIST, housekeepingCb, this);
   timeval every{30, 0};
   evtimer_add(housekeeping_timer_, &every);
+  // Checked every second (a few atomic loads) so that memory goes back soon
+  // after a burst has closed, not up to 30 s later.
+  memory_timer_ = event_new(
+      main, -1, EV_PERSIST, [](int, short, void* arg) { static_cast<Server*>(arg)->releaseMemory(); }, this);
+  timeval second{1, 0};
+  evtimer_add(memory_timer_, &second);
   sig_hup_ = evsignal_new(main, SIGHUP, signalCb, this);
   sig_term_ = evsignal_new(main, SIGTERM, signalCb, this);
   sig_int_ = evsignal_new(main, SIGINT, signalCb, this);
@@ -154,7 +160,6 @@ void Server::housekeepingCb(int, short, void* arg) { static_cast<Server*>(arg)->
 void Server::housekeeping() {
   saveRetirement();
   client_limits_.expire(ClientLimits::nowMs(), cfg_->limits.auth_failure_window_ms);
-  releaseMemory();
   // The directory file (e.g. a cron export from iRedMail's SQL) is reloaded when it changes.
   if (!cfg_->directory.file.empty()) {
     struct stat st{};
@@ -166,7 +171,8 @@ void Server::housekeeping() {
 // (10,000 slowloris TLS handshakes cost ~50 KB each) RSS would stay at the
 // peak for good. When a burst recedes (at least 1,000 sessions closed since
 // the last time, and the open sessions at most half of what they were at the
-// previous tick, or nearly none), the free pages go back to the system.
+// previous tick, a second ago, or nearly none), the free pages go back to
+// the system.
 // Not during sustained load: the memory is reused then, and malloc_trim
 // holds this thread (and each arena's lock) for tens of ms on a large heap
 // (41 ms for ~190 MB). Found by scripts/soak: 2,000 unfinished handshakes
@@ -313,6 +319,7 @@ void Server::beginDrain() {
     spdlog::info("stop{}", kv("drain_timeout_ms", cfg_->server.drain_timeout_ms));
     if (health_) health_->stop();
     if (housekeeping_timer_) evtimer_del(housekeeping_timer_);
+    if (memory_timer_) evtimer_del(memory_timer_);
   }
   for (auto& w : workers_) w->post([immediately](Worker& worker) { worker.beginDrain(immediately); });
 }

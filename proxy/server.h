@@ -86,6 +86,7 @@ class Server {
   event* sig_term_ = nullptr;
   event* sig_int_ = nullptr;
   event* housekeeping_timer_ = nullptr;
+  event* memory_timer_ = nullptr;  // releaseMemory() once a second
   evhttp* metrics_http_ = nullptr;
   std::unique_ptr<AdminConsole> admin_;
   mutable std::mutex directory_mu_;
@@ -96,7 +97,7 @@ class Server {
   ClientLimits client_limits_;
   bool draining_ = false;
   uint64_t closed_at_trim_ = 0;       // sessions closed when memory was last released
-  uint64_t active_at_last_tick_ = 0;  // open sessions at the previous housekeeping tick
+  uint64_t active_at_last_tick_ = 0;  // open sessions at the previous memory tick
   std::atomic<uint64_t> session_counter_{0};
   uint32_t session_salt_ = 0;
 };
