@@ -31,6 +31,7 @@
 #include "proxy/retirement_store.h"
 #include "proxy/upstream_health.h"
 #include "proxy/stats.h"
+#include "proxy/tls_read_ahead.h"
 #include "proxy/write_through.h"
 
 namespace mailshim::proxy {
@@ -70,6 +71,7 @@ bufferevent* replaceWithTlsSocket(bufferevent* plain, SSL* ssl) {
   while (flushed && evbuffer_get_length(out) > 0) flushed = evbuffer_write(out, fd) > 0;
   evbuffer_freeze(out, 1);
   if (!flushed) return nullptr;  // would block: the filter keeps the order
+  enableReadAhead(ssl);
   bufferevent* tls = newTlsSocketBufferevent(bufferevent_get_base(plain), fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                              BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
   if (!tls) return nullptr;
@@ -165,6 +167,7 @@ Session::Session(Worker& server, conf::ConfigConstSharedPtr cfg, tls::TlsContext
     state_ = State::ProxyHeader;
   } else if (ctx_.client_tls) {
     SSL* ssl = tls_->newServerSsl(profile_, &hello_);
+    if (ssl) enableReadAhead(ssl);
     down_ = newTlsSocketBufferevent(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                     BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     bufferevent_openssl_set_allow_dirty_shutdown(down_, 1);
@@ -590,6 +593,9 @@ void Session::execute(proto::Action& action) {
               stats().refusals.add({listener_.name, "auth_failure_delay"});
               delayed_result_ = r;
               timeval tv{static_cast<time_t>(delay / 1000), static_cast<suseconds_t>((delay % 1000) * 1000)};
+              // From now, not from the loop's cached time (the start of this
+              // iteration): the reply waits at least the full delay.
+              event_base_update_cache_time(server_.base());
               evtimer_add(auth_delay_, &tv);
               return;
             }
@@ -779,7 +785,26 @@ void Session::onTimer() {
 
 // --- downstream --------------------------------------------------------------
 
-void Session::downReadCb(bufferevent*, void* arg) { static_cast<Session*>(arg)->onDownRead(); }
+void Session::downReadCb(bufferevent*, void* arg) {
+  auto* s = static_cast<Session*>(arg);
+  s->onDownRead();
+  s->pumpDown();
+}
+
+// TLS records OpenSSL has read ahead of libevent (tls_read_ahead.h): into the
+// input and through onDownRead() while the session reads.
+void Session::pumpDown() {
+  while (down_ && !down_paused_ &&
+         (state_ == State::Front || state_ == State::Login || state_ == State::Relay)) {
+    PumpResult r = pump(down_);
+    if (r.added) onDownRead();
+    if ((r.error || r.eof) && down_ && state_ != State::Closing) {
+      onDownEvent(static_cast<short>(BEV_EVENT_READING | (r.error ? BEV_EVENT_ERROR : BEV_EVENT_EOF)));
+      return;
+    }
+    if (!r.added) return;
+  }
+}
 void Session::downWriteCb(bufferevent* bev, void* arg) {
   auto* s = static_cast<Session*>(arg);
   if (s->state_ == State::Closing) {
@@ -837,6 +862,7 @@ void Session::onDownEvent(short what) {
       fp_.id.clear();
       run(front_->onDownstreamTls());
     }
+    pumpDown();  // a client's first command may have come with its Finished
     return;
   }
   if (state_ == State::Closing) {
@@ -1331,18 +1357,6 @@ size_t moveAsTlsRecords(evbuffer* in, bufferevent* to, int fd, size_t limit) {
   return moved;
 }
 
-// Appends `bytes` to `up`'s output without copying them; leaves `bytes` empty.
-void sendUpstreamByReference(bufferevent* up, std::string& bytes) {
-  auto* held = new std::string(std::move(bytes));
-  bytes = std::string();
-  auto done = [](const void*, size_t, void* p) { delete static_cast<std::string*>(p); };
-  if (evbuffer_add_reference(bufferevent_get_output(up), held->data(), held->size(), done, held) != 0) {
-    bufferevent_write(up, held->data(), held->size());
-    delete held;
-  }
-  ensureWriting(up);
-}
-
 }  // namespace
 
 void Session::relayDownToUp() {
@@ -1364,11 +1378,11 @@ void Session::relayDownToUp() {
         proto::Actions acts =
             filter_->onDownstreamData(std::string_view(static_cast<const char*>(v[i].iov_base), v[i].iov_len));
         // Message content (the filter's first action, nothing before it):
-        // handed to the backend's buffer by reference, not copied (and, being
-        // no credential, not wiped).
+        // sent at once or handed to the backend's buffer by reference, not
+        // copied (and, being no credential, not wiped).
         if (!acts.empty()) {
           auto* send = std::get_if<proto::SendUpstream>(&acts.front());
-          if (send && send->bytes.size() >= kSocketReadBytes) sendUpstreamByReference(up_, send->bytes);
+          if (send && send->bytes.size() >= kSocketReadBytes) writeThroughOwned(up_, send->bytes);
         }
         run(std::move(acts));
         fed += v[i].iov_len;
@@ -1426,6 +1440,7 @@ void Session::onDrained(bufferevent* to) {
     else
       relayUpToDown();
   }
+  if (from == down_) pumpDown();
 }
 
 }  // namespace mailshim::proxy

@@ -65,6 +65,7 @@ class Session {
 
   // downstream
   void onDownRead();
+  void pumpDown();  // TLS records read ahead by OpenSSL (tls_read_ahead.h)
   void onDownEvent(short what);
   void startDownstreamTls();  // after STARTTLS: stack TLS on the client socket
   bool wrapDownstreamTls();  // stacks an OpenSSL filter on down_

@@ -101,6 +101,34 @@ void writeThrough(bufferevent* bev, const char* p, size_t n) {
   queue(bev, p + sent, n - sent);
 }
 
+void writeThroughOwned(bufferevent* bev, std::string& bytes) {
+  if (bytes.empty()) return;
+  size_t sent = 0;
+  evutil_socket_t fd = bufferevent_getfd(bev);
+  if (evbuffer_get_length(bufferevent_get_output(bev)) == 0 && bufferevent_get_underlying(bev) == nullptr &&
+      bufferevent_openssl_get_ssl(bev) == nullptr && fd >= 0) {
+    ssize_t r;
+    do {
+      r = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (r < 0 && errno == EINTR);
+    if (r > 0) sent = static_cast<size_t>(r);
+    if (sent == bytes.size()) {
+      g_direct.fetch_add(1, std::memory_order_relaxed);
+      bytes = std::string();
+      return;
+    }
+  }
+  g_queued.fetch_add(1, std::memory_order_relaxed);
+  auto* held = new std::string(std::move(bytes));
+  bytes = std::string();
+  auto done = [](const void*, size_t, void* p) { delete static_cast<std::string*>(p); };
+  if (evbuffer_add_reference(bufferevent_get_output(bev), held->data() + sent, held->size() - sent, done, held) != 0) {
+    bufferevent_write(bev, held->data() + sent, held->size() - sent);
+    delete held;
+  }
+  ensureWriting(bev);
+}
+
 void writeThroughBuffer(bufferevent* bev, evbuffer* in) {
   size_t n = evbuffer_get_length(in);
   if (n == 0) return;

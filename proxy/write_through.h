@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 
 struct bufferevent;
 struct evbuffer;
@@ -33,6 +34,12 @@ void writeThrough(bufferevent* bev, const char* p, size_t n);
 // at once when nothing is queued; anything else is moved as
 // bufferevent_write_buffer() would.
 void writeThroughBuffer(bufferevent* bev, evbuffer* in);
+
+// Like writeThrough() for a large block the caller gives up (SMTP message
+// content): on a plain socket with nothing queued it is sent at once, and
+// whatever the socket does not take is queued by reference, without a copy.
+// Leaves `bytes` empty.
+void writeThroughOwned(bufferevent* bev, std::string& bytes);
 
 // Enables EV_WRITE on `bev` if it is not (after appending to its output by
 // other means than the two functions above).
