@@ -71,7 +71,6 @@ bufferevent* replaceWithTlsSocket(bufferevent* plain, SSL* ssl) {
   while (flushed && evbuffer_get_length(out) > 0) flushed = evbuffer_write(out, fd) > 0;
   evbuffer_freeze(out, 1);
   if (!flushed) return nullptr;  // would block: the filter keeps the order
-  enableReadAhead(ssl);
   bufferevent* tls = newTlsSocketBufferevent(bufferevent_get_base(plain), fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                              BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
   if (!tls) return nullptr;
@@ -167,7 +166,6 @@ Session::Session(Worker& server, conf::ConfigConstSharedPtr cfg, tls::TlsContext
     state_ = State::ProxyHeader;
   } else if (ctx_.client_tls) {
     SSL* ssl = tls_->newServerSsl(profile_, &hello_);
-    if (ssl) enableReadAhead(ssl);
     down_ = newTlsSocketBufferevent(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                     BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     bufferevent_openssl_set_allow_dirty_shutdown(down_, 1);
@@ -849,6 +847,9 @@ void Session::onDownEvent(short what) {
                    kv("sni", hello_.sni.empty() ? "-" : hello_.sni), kv("profile", tls::profileName(profile_)));
     if (profile_ == tls::Profile::Legacy && version < TLS1_2_VERSION)
       noteQuirk(proto::Quirk::TlsLegacyProtocols, "negotiated " + tls::describe(ssl));
+    // Read-ahead from now on, not during the handshake: a client that
+    // trickles its ClientHello would otherwise hold a 64 KB buffer.
+    if (!bufferevent_get_underlying(down_)) enableReadAhead(ssl);
     if (state_ == State::TlsHandshake) {
       startFront();
     } else if (down_tls_pending_) {
