@@ -494,11 +494,12 @@ void Session::execute(proto::Action& action) {
         if constexpr (std::is_same_v<T, proto::SendDownstream>) {
           if (down_) writeThrough(down_, v.bytes.data(), v.bytes.size());
         } else if constexpr (std::is_same_v<T, proto::SendUpstream>) {
+          // Not on a socket still connecting: send() there would consume
+          // the connect error libevent checks for.
           if (up_ && up_connected_) {
             writeThrough(up_, v.bytes.data(), v.bytes.size());
           } else if (up_) {
-            bufferevent_write(up_, v.bytes.data(), v.bytes.size());
-            ensureWriting(up_);
+            writeQueued(up_, v.bytes.data(), v.bytes.size());
           }
           proto::wipe(v.bytes);  // may hold an AUTH payload
         } else if constexpr (std::is_same_v<T, proto::StartTlsDownstream>) {

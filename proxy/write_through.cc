@@ -8,7 +8,6 @@
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 
-#include <atomic>
 #include <cerrno>
 
 namespace mailshim::proxy {
@@ -23,16 +22,34 @@ namespace {
 constexpr size_t kMaxTlsWriteThrough = 15000;  // libevent 2.1's WRITE_FRAME
 constexpr size_t kMaxBufferWriteThrough = 16384;
 
-std::atomic<unsigned long> g_direct{0};
-std::atomic<unsigned long> g_queued{0};
+// Per worker thread: a shared atomic would bounce one cache line between
+// the workers on every reply.
+thread_local WriteThroughStats t_stats;
 
-void queue(bufferevent* bev, const char* p, size_t n) {
-  g_queued.fetch_add(1, std::memory_order_relaxed);
-  bufferevent_write(bev, p, n);
-  ensureWriting(bev);
+// Nothing queued and no filter below: bytes written now keep their order.
+bool canWriteNow(bufferevent* bev) {
+  return evbuffer_get_length(bufferevent_get_output(bev)) == 0 && bufferevent_get_underlying(bev) == nullptr;
+}
+
+// send() on the plain socket of `bev`; returns the bytes the socket took
+// (0 on EAGAIN or an error, which libevent's own write then reports).
+size_t sendNow(bufferevent* bev, const char* p, size_t n) {
+  evutil_socket_t fd = bufferevent_getfd(bev);
+  if (fd < 0) return 0;
+  ssize_t r;
+  do {
+    r = ::send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+  } while (r < 0 && errno == EINTR);
+  return r > 0 ? static_cast<size_t>(r) : 0;
 }
 
 }  // namespace
+
+void writeQueued(bufferevent* bev, const char* p, size_t n) {
+  ++t_stats.queued;
+  bufferevent_write(bev, p, n);
+  ensureWriting(bev);
+}
 
 void ensureWriting(bufferevent* bev) {
   if (!(bufferevent_get_enabled(bev) & EV_WRITE)) bufferevent_enable(bev, EV_WRITE);
@@ -59,19 +76,19 @@ bufferevent* newTlsSocketBufferevent(event_base* base, int fd, ssl_st* ssl, int 
 
 void writeThrough(bufferevent* bev, const char* p, size_t n) {
   if (n == 0) return;
-  if (evbuffer_get_length(bufferevent_get_output(bev)) != 0 || bufferevent_get_underlying(bev) != nullptr) {
-    queue(bev, p, n);
+  if (!canWriteNow(bev)) {
+    writeQueued(bev, p, n);
     return;
   }
   if (SSL* ssl = bufferevent_openssl_get_ssl(bev)) {
     if (n > kMaxTlsWriteThrough || !SSL_is_init_finished(ssl)) {
-      queue(bev, p, n);
+      writeQueued(bev, p, n);
       return;
     }
     ERR_clear_error();
     int r = SSL_write(ssl, p, static_cast<int>(n));
     if (r == static_cast<int>(n)) {
-      g_direct.fetch_add(1, std::memory_order_relaxed);
+      ++t_stats.direct;
       return;
     }
     // Blocked (or failed): OpenSSL may hold a part-sent record of these
@@ -81,44 +98,29 @@ void writeThrough(bufferevent* bev, const char* p, size_t n) {
       int e = SSL_get_error(ssl, r);
       if (e != SSL_ERROR_WANT_WRITE && e != SSL_ERROR_WANT_READ) ERR_clear_error();
     }
-    queue(bev, p, n);
+    writeQueued(bev, p, n);
     return;
   }
-  evutil_socket_t fd = bufferevent_getfd(bev);
-  if (fd < 0) {
-    queue(bev, p, n);
+  size_t sent = sendNow(bev, p, n);
+  if (sent == n) {
+    ++t_stats.direct;
     return;
   }
-  ssize_t r;
-  do {
-    r = ::send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-  } while (r < 0 && errno == EINTR);
-  if (r == static_cast<ssize_t>(n)) {
-    g_direct.fetch_add(1, std::memory_order_relaxed);
-    return;
-  }
-  size_t sent = r > 0 ? static_cast<size_t>(r) : 0;  // an error is reported by libevent's own write
-  queue(bev, p + sent, n - sent);
+  writeQueued(bev, p + sent, n - sent);
 }
 
 void writeThroughOwned(bufferevent* bev, std::string& bytes) {
   if (bytes.empty()) return;
   size_t sent = 0;
-  evutil_socket_t fd = bufferevent_getfd(bev);
-  if (evbuffer_get_length(bufferevent_get_output(bev)) == 0 && bufferevent_get_underlying(bev) == nullptr &&
-      bufferevent_openssl_get_ssl(bev) == nullptr && fd >= 0) {
-    ssize_t r;
-    do {
-      r = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-    } while (r < 0 && errno == EINTR);
-    if (r > 0) sent = static_cast<size_t>(r);
+  if (canWriteNow(bev) && bufferevent_openssl_get_ssl(bev) == nullptr) {
+    sent = sendNow(bev, bytes.data(), bytes.size());
     if (sent == bytes.size()) {
-      g_direct.fetch_add(1, std::memory_order_relaxed);
+      ++t_stats.direct;
       bytes = std::string();
       return;
     }
   }
-  g_queued.fetch_add(1, std::memory_order_relaxed);
+  ++t_stats.queued;
   auto* held = new std::string(std::move(bytes));
   bytes = std::string();
   auto done = [](const void*, size_t, void* p) { delete static_cast<std::string*>(p); };
@@ -132,23 +134,19 @@ void writeThroughOwned(bufferevent* bev, std::string& bytes) {
 void writeThroughBuffer(bufferevent* bev, evbuffer* in) {
   size_t n = evbuffer_get_length(in);
   if (n == 0) return;
-  if (n > kMaxBufferWriteThrough || evbuffer_get_length(bufferevent_get_output(bev)) != 0) {
-    bufferevent_write_buffer(bev, in);
-    ensureWriting(bev);
+  // One reply: made contiguous (usually one chain already) and sent now.
+  const char* p = n <= kMaxBufferWriteThrough && evbuffer_get_length(bufferevent_get_output(bev)) == 0
+                      ? reinterpret_cast<const char*>(evbuffer_pullup(in, -1))
+                      : nullptr;
+  if (p) {
+    writeThrough(bev, p, n);
+    evbuffer_drain(in, n);
     return;
   }
-  const char* p = reinterpret_cast<const char*>(evbuffer_pullup(in, -1));
-  if (!p) {
-    bufferevent_write_buffer(bev, in);
-    ensureWriting(bev);
-    return;
-  }
-  writeThrough(bev, p, n);
-  evbuffer_drain(in, n);
+  bufferevent_write_buffer(bev, in);  // moved, not copied
+  ensureWriting(bev);
 }
 
-WriteThroughStats writeThroughStats() {
-  return {g_direct.load(std::memory_order_relaxed), g_queued.load(std::memory_order_relaxed)};
-}
+WriteThroughStats writeThroughStats() { return t_stats; }
 
 }  // namespace mailshim::proxy

@@ -30,6 +30,10 @@ namespace mailshim::proxy {
 // Sends `p[0..n)` on `bev` now where it can, queues the rest (or all of it).
 void writeThrough(bufferevent* bev, const char* p, size_t n);
 
+// Queues `p[0..n)` on `bev` (libevent writes it from the loop) with write
+// interest on: for a socket whose connect has not completed.
+void writeQueued(bufferevent* bev, const char* p, size_t n);
+
 // Moves all of `in` to `bev` the same way: a small `in` (one reply) is sent
 // at once when nothing is queued; anything else is moved as
 // bufferevent_write_buffer() would.
@@ -42,7 +46,7 @@ void writeThroughBuffer(bufferevent* bev, evbuffer* in);
 void writeThroughOwned(bufferevent* bev, std::string& bytes);
 
 // Enables EV_WRITE on `bev` if it is not (after appending to its output by
-// other means than the two functions above).
+// other means than the functions above).
 void ensureWriting(bufferevent* bev);
 
 // An OpenSSL socket bufferevent for `fd` in `state` whose write interest is
@@ -51,7 +55,7 @@ void ensureWriting(bufferevent* bev);
 // first wakeup. The caller enables EV_READ.
 bufferevent* newTlsSocketBufferevent(event_base* base, int fd, ssl_st* ssl, int state, int options);
 
-// Counters for tests and benchmarks (per process, relaxed).
+// Counters for tests: this thread's writes (each worker counts its own).
 struct WriteThroughStats {
   unsigned long direct = 0;  // writes that left in full at once
   unsigned long queued = 0;  // writes (or remainders) that took the queue

@@ -46,14 +46,30 @@ struct Pair {
     return out;
   }
   void loopOnce() { event_base_loop(base, EVLOOP_NONBLOCK); }
+  // What fd[1] receives while the loop runs, until `want` bytes (bounded).
+  std::string receive(size_t want) {
+    std::string got;
+    for (int i = 0; i < 10000 && got.size() < want; ++i) {
+      got += readPeer();
+      loopOnce();
+    }
+    return got + readPeer();
+  }
+  // A plain socket bufferevent on fd[0] with `events` enabled, optionally
+  // with a small send buffer (so that the socket fills up).
+  bufferevent* plain(short events, int sndbuf = 0) {
+    if (sndbuf) setsockopt(fd[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    bufferevent* bev = bufferevent_socket_new(base, fd[0], BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_enable(bev, events);
+    return bev;
+  }
 };
 
 size_t queued(bufferevent* bev) { return evbuffer_get_length(bufferevent_get_output(bev)); }
 
 TEST(WriteThrough, PlainSocketSendsAtOnceWithoutTheLoop) {
   Pair p;
-  bufferevent* bev = bufferevent_socket_new(p.base, p.fd[0], BEV_OPT_CLOSE_ON_FREE);
-  bufferevent_enable(bev, EV_READ | EV_WRITE);
+  bufferevent* bev = p.plain(EV_READ | EV_WRITE);
   auto before = writeThroughStats();
   writeThrough(bev, "220 ready\r\n", 11);
   EXPECT_EQ(queued(bev), 0u);
@@ -64,8 +80,7 @@ TEST(WriteThrough, PlainSocketSendsAtOnceWithoutTheLoop) {
 
 TEST(WriteThrough, QueuedDataKeepsItsPlaceInFront) {
   Pair p;
-  bufferevent* bev = bufferevent_socket_new(p.base, p.fd[0], BEV_OPT_CLOSE_ON_FREE);
-  bufferevent_enable(bev, EV_READ | EV_WRITE);
+  bufferevent* bev = p.plain(EV_READ | EV_WRITE);
   bufferevent_write(bev, "first\r\n", 7);  // waits for the loop
   writeThrough(bev, "second\r\n", 8);
   EXPECT_EQ(p.readPeer(), "");  // nothing overtook the queue
@@ -78,8 +93,7 @@ TEST(WriteThrough, QueuedDataKeepsItsPlaceInFront) {
 
 TEST(WriteThrough, WriteInterestIsEnabledWhenSomethingIsQueued) {
   Pair p;
-  bufferevent* bev = bufferevent_socket_new(p.base, p.fd[0], BEV_OPT_CLOSE_ON_FREE);
-  bufferevent_enable(bev, EV_READ);
+  bufferevent* bev = p.plain(EV_READ);
   bufferevent_disable(bev, EV_WRITE);  // enabled by default
   writeThrough(bev, "x\r\n", 3);     // nothing queued: sent, interest stays off
   EXPECT_EQ(p.readPeer(), "x\r\n");
@@ -95,29 +109,19 @@ TEST(WriteThrough, WriteInterestIsEnabledWhenSomethingIsQueued) {
 
 TEST(WriteThrough, FullSocketQueuesTheRestInOrder) {
   Pair p;
-  int small = 4096;
-  setsockopt(p.fd[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
-  bufferevent* bev = bufferevent_socket_new(p.base, p.fd[0], BEV_OPT_CLOSE_ON_FREE);
-  bufferevent_enable(bev, EV_READ | EV_WRITE);
+  bufferevent* bev = p.plain(EV_READ | EV_WRITE, /*sndbuf=*/4096);
   std::string big;
   for (int i = 0; big.size() < 600000; ++i) big += "line " + std::to_string(i) + "\r\n";
   writeThrough(bev, big.data(), big.size());
   EXPECT_GT(queued(bev), 0u);  // the socket could not take it all
   writeThrough(bev, "tail\r\n", 6);
-  std::string got;
-  for (int i = 0; i < 10000 && got.size() < big.size() + 6; ++i) {
-    got += p.readPeer();
-    p.loopOnce();
-  }
-  got += p.readPeer();
-  EXPECT_EQ(got, big + "tail\r\n");
+  EXPECT_EQ(p.receive(big.size() + 6), big + "tail\r\n");
   bufferevent_free(bev);
 }
 
 TEST(WriteThrough, BufferMovesSmallRepliesAtOnceAndLargeOnesByQueue) {
   Pair p;
-  bufferevent* bev = bufferevent_socket_new(p.base, p.fd[0], BEV_OPT_CLOSE_ON_FREE);
-  bufferevent_enable(bev, EV_READ | EV_WRITE);
+  bufferevent* bev = p.plain(EV_READ | EV_WRITE);
   evbuffer* in = evbuffer_new();
   evbuffer_add(in, "* OK ", 5);
   evbuffer_add(in, "NOOP done\r\n", 11);
@@ -129,22 +133,14 @@ TEST(WriteThrough, BufferMovesSmallRepliesAtOnceAndLargeOnesByQueue) {
   writeThroughBuffer(bev, in);  // bulk: moved, not pulled up and sent here
   EXPECT_EQ(evbuffer_get_length(in), 0u);
   EXPECT_EQ(queued(bev), big.size());
-  std::string got;
-  for (int i = 0; i < 10000 && got.size() < big.size(); ++i) {
-    p.loopOnce();
-    got += p.readPeer();
-  }
-  EXPECT_EQ(got, big);
+  EXPECT_EQ(p.receive(big.size()), big);
   evbuffer_free(in);
   bufferevent_free(bev);
 }
 
 TEST(WriteThrough, OwnedBlockIsSentOrQueuedByReferenceInOrder) {
   Pair p;
-  int small = 4096;
-  setsockopt(p.fd[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
-  bufferevent* bev = bufferevent_socket_new(p.base, p.fd[0], BEV_OPT_CLOSE_ON_FREE);
-  bufferevent_enable(bev, EV_READ);
+  bufferevent* bev = p.plain(EV_READ, /*sndbuf=*/4096);
   std::string a = "small block\r\n";
   writeThroughOwned(bev, a);
   EXPECT_TRUE(a.empty());
@@ -157,13 +153,7 @@ TEST(WriteThrough, OwnedBlockIsSentOrQueuedByReferenceInOrder) {
   EXPECT_TRUE(b.empty());
   EXPECT_GT(queued(bev), 0u);
   writeThroughOwned(bev, c);  // behind it
-  std::string got;
-  for (int i = 0; i < 10000 && got.size() < big.size() + 7; ++i) {
-    got += p.readPeer();
-    p.loopOnce();
-  }
-  got += p.readPeer();
-  EXPECT_EQ(got, big + "after\r\n");
+  EXPECT_EQ(p.receive(big.size() + 7), big + "after\r\n");
   bufferevent_free(bev);
 }
 
