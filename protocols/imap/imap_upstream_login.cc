@@ -43,7 +43,12 @@ void ImapUpstreamLogin::send(Cmd cmd, std::vector<std::string> segments, Actions
   state_ = State::Command;
   cmd_ = cmd;
   tag_ = nextTag();
-  std::string first = tag_ + " ";  // may be followed by credentials: no unwiped copies
+  // A pipelined ID line (sendId) leaves in the same write. `first` may be
+  // followed by credentials: no unwiped copies.
+  std::string first = std::move(pipelined_id_);
+  pipelined_id_.clear();
+  appendWiped(first, tag_);
+  appendWiped(first, " ");
   appendWiped(first, segments.front());
   wipe(segments.front());
   acts.push_back(SendUpstream{std::move(first)});
@@ -55,6 +60,8 @@ void ImapUpstreamLogin::send(Cmd cmd, std::vector<std::string> segments, Actions
 void ImapUpstreamLogin::fail(std::string client_text, std::string log, Actions& acts) {
   state_ = State::Failed;
   reader_.clear();
+  pipelined_id_.clear();
+  id_tag_.clear();
   for (auto& s : segments_) wipe(s);
   segments_.clear();
   acts.push_back(LogNote{LogNote::Level::Warn, "imap upstream: " + std::move(log)});
@@ -169,6 +176,15 @@ void ImapUpstreamLogin::onLine(std::string_view line, Actions& acts) {
     return fail("", "unexpected continuation request from backend", acts);
   }
 
+  if (!id_tag_.empty() && state_ == State::Command && cmd_ == Cmd::Login) {
+    // The pipelined ID's verdict comes first (RFC 9051 section 5.5); an
+    // answer to the login before it is not IMAP, and whatever followed it
+    // must not reach the client as relay data.
+    if (r.tag != id_tag_) return fail("", "backend answered out of order: " + logSafe(line), acts);
+    id_tag_.clear();
+    if (asciiUpper(r.word) != "OK") idRefused(acts);
+    return;
+  }
   if (state_ != State::Command || r.tag != tag_)
     return fail("", "unexpected tagged backend line: " + logSafe(line), acts);
   onTagged(r, acts);
@@ -207,10 +223,7 @@ void ImapUpstreamLogin::onTagged(const ImapResponseLine& r, Actions& acts) {
       return;
 
     case Cmd::Id:
-      if (status != "OK")
-        acts.push_back(LogNote{LogNote::Level::Warn,
-                               "imap upstream: backend refused ID; the client address is not "
-                               "forwarded (login_trusted_networks?)"});
+      if (status != "OK") idRefused(acts);
       state_ = State::Ready;
       return sendLogin(acts);
 
@@ -232,6 +245,12 @@ void ImapUpstreamLogin::onTagged(const ImapResponseLine& r, Actions& acts) {
       return loginDone(LoginResult::Kind::AuthFailed, "NO", responseTextOr(r.rest, kGenericAuthFailed), acts);
     }
   }
+}
+
+void ImapUpstreamLogin::idRefused(Actions& acts) {
+  acts.push_back(LogNote{LogNote::Level::Warn,
+                         "imap upstream: backend refused ID; the client address is not "
+                         "forwarded (login_trusted_networks?)"});
 }
 
 void ImapUpstreamLogin::afterCapabilities(Actions& acts) {
@@ -301,7 +320,14 @@ void ImapUpstreamLogin::sendId(Actions& acts) {
   for (const auto& [key, value] : pending_->id_fields)
     if (forwardableIdField(key)) field(key, value);
   segs.back() += ")\r\n";
-  send(Cmd::Id, std::move(segs), acts);
+  if (segs.size() > 1) return send(Cmd::Id, std::move(segs), acts);  // a synchronizing literal
+  // No continuation to wait for: the login command follows in the same write
+  // (RFC 9051 section 5.5). The backend executes commands in order, so the
+  // address is in place before the credentials are checked, and the login
+  // costs one round trip less.
+  id_tag_ = nextTag();
+  pipelined_id_ = id_tag_ + " " + segs.front();
+  sendLogin(acts);
 }
 
 void ImapUpstreamLogin::sendLogin(Actions& acts) {

@@ -5,8 +5,10 @@
 // address (RFC 2971, Dovecot's x-originating-* fields, honoured from
 // login_trusted_networks), then AUTHENTICATE PLAIN (SASL-IR, RFC 4959) or
 // LOGIN with quoted/literal astrings. One command outstanding at a time,
-// mailshim's own tags (m1, m2, ...), bounded lines, backend text validated
-// before it reaches a LoginResult. No I/O: it only returns Actions (phase.h).
+// except that an ID without synchronizing literals is pipelined in the same
+// write as the login command (one round trip less). mailshim's own tags
+// (m1, m2, ...), bounded lines, backend text validated before it reaches a
+// LoginResult. No I/O: it only returns Actions (phase.h).
 #pragma once
 
 #include <cstdint>
@@ -53,6 +55,7 @@ class ImapUpstreamLogin final : public UpstreamLogin {
   void maybeLogin(Actions& acts);
   void sendId(Actions& acts);
   void sendLogin(Actions& acts);
+  void idRefused(Actions& acts);
   void send(Cmd cmd, std::vector<std::string> segments, Actions& acts);
   std::string nextTag();
   bool hasCap(std::string_view cap) const;
@@ -75,6 +78,8 @@ class ImapUpstreamLogin final : public UpstreamLogin {
   std::vector<std::string> caps_;
   std::optional<Authenticate> pending_;  // credentials to try
   bool id_sent_ = false;
+  std::string pipelined_id_;  // ID line to go out in front of the login command
+  std::string id_tag_;        // tag of a pipelined ID still unanswered
   std::string preface_;               // "* CAPABILITY" lines inside the login reply
   uint64_t skip_literal_ = 0;         // literal octets of an untagged response still to skip
   bool in_literal_response_ = false;  // the next line continues that response

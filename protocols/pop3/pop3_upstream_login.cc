@@ -23,12 +23,23 @@ void Pop3UpstreamLogin::send(Cmd cmd, std::string line, Actions& acts) {
   state_ = State::Command;
   cmd_ = cmd;
   in_capa_list_ = false;
+  if (!pipelined_xclient_.empty()) {
+    // XCLIENT goes in the same write; its reply comes first. `line` may
+    // hold credentials: no unwiped copies.
+    std::string both = std::move(pipelined_xclient_);
+    pipelined_xclient_.clear();
+    appendWiped(both, line);
+    wipe(line);
+    line = std::move(both);
+    xclient_unanswered_ = true;
+  }
   acts.push_back(SendUpstream{std::move(line)});
 }
 
 void Pop3UpstreamLogin::fail(std::string client_text, std::string log, Actions& acts) {
   state_ = State::Failed;
   reader_.clear();
+  pipelined_xclient_.clear();
   acts.push_back(LogNote{LogNote::Level::Warn, "pop3 upstream: " + std::move(log)});
   failed_text_ = std::move(client_text);
   if (pending_) loginDone(LoginResult::Kind::TempFail, "-ERR", std::move(failed_text_), acts);
@@ -97,6 +108,11 @@ void Pop3UpstreamLogin::onLine(std::string_view line, Actions& acts) {
     return send(Cmd::Capa, "CAPA\r\n", acts);
   }
   if (state_ != State::Command) return fail("", "unsolicited backend line: " + logSafe(line), acts);
+  if (xclient_unanswered_) {  // the pipelined XCLIENT's reply; the login's follows
+    xclient_unanswered_ = false;
+    if (!st->ok) xclientRefused(acts);
+    return;
+  }
 
   switch (cmd_) {
     case Cmd::Capa:
@@ -121,10 +137,7 @@ void Pop3UpstreamLogin::onLine(std::string_view line, Actions& acts) {
       return;
 
     case Cmd::Xclient:
-      if (!st->ok)
-        acts.push_back(LogNote{LogNote::Level::Warn,
-                               "pop3 upstream: backend refused XCLIENT; the client address is not "
-                               "forwarded (login_trusted_networks?)"});
+      if (!st->ok) xclientRefused(acts);
       state_ = State::Ready;
       return sendAuth(acts);
 
@@ -156,6 +169,12 @@ void Pop3UpstreamLogin::onLoginReply(const Pop3Status& st, Actions& acts) {
     return loginDone(LoginResult::Kind::TempFail, "-ERR",
                      responseTextOr(st.text, "[SYS/TEMP] Temporary failure."), acts);
   loginDone(LoginResult::Kind::AuthFailed, "-ERR", responseTextOr(st.text, kGenericAuthFailed), acts);
+}
+
+void Pop3UpstreamLogin::xclientRefused(Actions& acts) {
+  acts.push_back(LogNote{LogNote::Level::Warn,
+                         "pop3 upstream: backend refused XCLIENT; the client address is not "
+                         "forwarded (login_trusted_networks?)"});
 }
 
 void Pop3UpstreamLogin::afterCapa(Actions& acts) {
@@ -209,7 +228,12 @@ void Pop3UpstreamLogin::maybeLogin(Actions& acts) {
       if (!ctx_.session_id.empty() && isLineSafe(ctx_.session_id) &&
           ctx_.session_id.find(' ') == std::string::npos)
         line += " SESSION=" + ctx_.session_id;
-      return send(Cmd::Xclient, line + "\r\n", acts);
+      line += "\r\n";
+      if (!capa_.has("PIPELINING")) return send(Cmd::Xclient, std::move(line), acts);
+      // RFC 2449 PIPELINING: the login command follows in the same write,
+      // one round trip less. The backend executes commands in order, so the
+      // address is in place before the credentials are checked.
+      pipelined_xclient_ = std::move(line);
     }
   }
   sendAuth(acts);

@@ -4,8 +4,10 @@
 // discarded and the pre-TLS CAPA is forgotten), Dovecot's XCLIENT with the
 // real client address (honoured from login_trusted_networks), then AUTH PLAIN
 // with an initial response (RFC 5034) or USER/PASS (RFC 1939 section 7).
-// One command outstanding at a time, bounded lines, backend text validated
-// before it reaches a LoginResult. No I/O: it only returns Actions (phase.h).
+// One command outstanding at a time, except that XCLIENT is pipelined with
+// the login command when the backend offers PIPELINING (one round trip
+// less). Bounded lines, backend text validated before it reaches a
+// LoginResult. No I/O: it only returns Actions (phase.h).
 #pragma once
 
 #include <cstdint>
@@ -38,6 +40,7 @@ class Pop3UpstreamLogin final : public UpstreamLogin {
   void sendAuth(Actions& acts);
   void send(Cmd cmd, std::string line, Actions& acts);
   void onLoginReply(const Pop3Status& st, Actions& acts);
+  void xclientRefused(Actions& acts);
   void fail(std::string client_text, std::string log, Actions& acts);
   void loginDone(LoginResult::Kind kind, std::string code, std::string text, Actions& acts);
   bool trustedLeg() const { return tls_ || up_.tls == UpstreamTls::None; }
@@ -54,6 +57,8 @@ class Pop3UpstreamLogin final : public UpstreamLogin {
   std::optional<Authenticate> pending_;
   bool xclient_sent_ = false;
   bool greeting_xclient_ = false;  // "+OK [XCLIENT] ..." greeting
+  std::string pipelined_xclient_;  // XCLIENT line to go out in front of the login command
+  bool xclient_unanswered_ = false;  // it went out; its reply is the next status line
   std::string failed_text_;
 };
 

@@ -89,8 +89,13 @@ const std::string kIdLine =
     "\"198.51.100.1\" \"x-connected-port\" \"143\" \"x-session-ext-id\" \"T0001\" \"name\" "
     "\"Microsoft Office 365\" \"version\" \"15.20.9160.4\")\r\n";
 
-// Greeting, STARTTLS, post-TLS CAPABILITY; leaves the phase waiting for ID's reply.
-void toId(Backend& b, Split sp) {
+std::string authLine(int tag, const std::string& pass = kBobPass) {
+  return "m" + std::to_string(tag) + " AUTHENTICATE PLAIN " + base64Encode("\0bob\0"s + pass) + "\r\n";
+}
+
+// Greeting, STARTTLS, post-TLS CAPABILITY; leaves the phase waiting for the
+// replies to ID and, pipelined behind it, AUTHENTICATE.
+void toId(Backend& b, Split sp, const std::string& pass = kBobPass) {
   b.reply(kGreeting, sp);
   EXPECT_EQ(b.sent(), "m1 STARTTLS\r\n");
   b.reply("m1 OK Begin TLS negotiation now.\r\n", sp);
@@ -98,7 +103,7 @@ void toId(Backend& b, Split sp) {
   b.o.add(b.login.onUpstreamTls());
   EXPECT_EQ(b.sent(), "m2 CAPABILITY\r\n");
   b.reply(kPostTlsCaps + "m2 OK Pre-login capabilities listed, post-login capabilities have more.\r\n", sp);
-  EXPECT_EQ(b.sent(), kIdLine);
+  EXPECT_EQ(b.sent(), kIdLine + authLine(4, pass));
 }
 
 TEST(ImapUpstreamLogin, DovecotStarttlsIdAuthenticatePlain) {
@@ -109,7 +114,7 @@ TEST(ImapUpstreamLogin, DovecotStarttlsIdAuthenticatePlain) {
     EXPECT_EQ(b.sent(), "");
     toId(b, sp);
     b.reply("* ID (\"name\" \"Dovecot\")\r\nm3 OK ID completed.\r\n", sp);
-    EXPECT_EQ(b.sent(), "m4 AUTHENTICATE PLAIN " + base64Encode("\0bob\0"s + kBobPass) + "\r\n");
+    EXPECT_EQ(b.sent(), "");
     EXPECT_FALSE(b.o.login_done);
     b.reply("m4 OK " + kOkText + "\r\n", sp);
     ASSERT_TRUE(b.o.login_done);
@@ -129,10 +134,8 @@ TEST(ImapUpstreamLogin, CredentialsAfterReadinessAndLeftover) {
   b.sent();
   EXPECT_EQ(b.o.up.find(" ID "), std::string::npos);  // nothing before credentials
   b.o.add(b.login.login(bob()));
-  EXPECT_EQ(b.sent(), kIdLine);
-  b.reply("* ID NIL\r\nm3 OK ID completed.\r\n");
-  b.sent();
-  b.reply("m4 OK Logged in\r\n* 2 EXISTS\r\n");
+  EXPECT_EQ(b.sent(), kIdLine + authLine(4));
+  b.reply("* ID NIL\r\nm3 OK ID completed.\r\nm4 OK Logged in\r\n* 2 EXISTS\r\n");
   ASSERT_TRUE(b.o.login_done);
   EXPECT_EQ(b.o.login_done->text, "Logged in");
   EXPECT_EQ(b.o.login_done->leftover, "* 2 EXISTS\r\n");
@@ -150,6 +153,52 @@ TEST(ImapUpstreamLogin, EachCommandIsItsOwnWrite) {
   EXPECT_EQ(t[0], "U:m1 STARTTLS\r\n");
   EXPECT_EQ(t[1], "TLS-UP");
   EXPECT_EQ(t[2], "U:m2 CAPABILITY\r\n");
+  // ID and the login command it is pipelined with go out in one write.
+  ASSERT_EQ(t.size(), 4u);
+  EXPECT_EQ(t[3], "U:" + kIdLine + authLine(4));
+}
+
+TEST(ImapUpstreamLogin, PipelinedIdRefusedStillLogsIn) {
+  for (Split sp : kAllSplits) {
+    SCOPED_TRACE(splitName(sp));
+    Backend b;
+    b.o.add(b.login.login(bob()));
+    toId(b, sp);
+    const size_t notes = b.o.notes.size();
+    b.reply("m3 BAD Error in IMAP command ID.\r\nm4 OK Logged in\r\n", sp);
+    EXPECT_EQ(b.o.notes.size(), notes + 1);  // the address was not forwarded: said once
+    ASSERT_TRUE(b.o.login_done);
+    EXPECT_EQ(b.o.login_done->kind, LoginResult::Kind::Ok);
+    EXPECT_EQ(b.o.login_done->leftover, "");
+  }
+}
+
+TEST(ImapUpstreamLogin, LoginAnsweredBeforePipelinedIdIsRefused) {
+  Backend b;
+  b.o.add(b.login.login(bob()));
+  toId(b, Split::Whole);
+  // Out of order: what follows must not become relay data for the client.
+  b.reply("m4 OK Logged in\r\nm3 OK ID completed.\r\n");
+  ASSERT_TRUE(b.o.login_done);
+  EXPECT_EQ(b.o.login_done->kind, LoginResult::Kind::TempFail);
+  EXPECT_EQ(b.o.login_done->leftover, "");
+}
+
+TEST(ImapUpstreamLogin, IdWithSynchronizingLiteralIsNotPipelined) {
+  Backend b(upstream(UpstreamTls::Implicit, ClientAddressMode::ImapId));
+  Authenticate a = bob();
+  a.id_fields = {{"name", "\xc3\xa9t\xc3\xa9"}};
+  b.o.add(b.login.login(std::move(a)));
+  b.reply("* OK [CAPABILITY IMAP4rev1 ID SASL-IR AUTH=PLAIN] ready.\r\n");
+  const std::string sent = b.sent();
+  EXPECT_TRUE(sent.starts_with("m1 ID (") && sent.ends_with(" \"name\" {5}\r\n")) << sent;  // waits for "+"
+  b.reply("+ OK\r\n");
+  EXPECT_EQ(b.sent(), "\xc3\xa9t\xc3\xa9)\r\n");
+  b.reply("m1 OK ID completed.\r\n");
+  EXPECT_EQ(b.sent(), authLine(2));
+  b.reply("m2 OK Logged in\r\n");
+  ASSERT_TRUE(b.o.login_done);
+  EXPECT_EQ(b.o.login_done->kind, LoginResult::Kind::Ok);
 }
 
 TEST(ImapUpstreamLogin, PreauthGreetingIsRefused) {
@@ -229,7 +278,7 @@ TEST(ImapUpstreamLogin, ResponseInjectionAroundStarttlsIsIgnored) {
       b.o.add(b.login.onUpstreamTls());
       EXPECT_EQ(b.sent(), "m2 CAPABILITY\r\n");
       b.reply(kPostTlsCaps + "m2 OK done.\r\n", sp);
-      EXPECT_EQ(b.sent(), kIdLine);
+      EXPECT_EQ(b.sent(), kIdLine + authLine(4));
       EXPECT_FALSE(b.o.login_done);
     }
   }
@@ -256,9 +305,9 @@ TEST(ImapUpstreamLogin, WrongPasswordThenRetryOnTheSameConnection) {
     SCOPED_TRACE(splitName(sp));
     Backend b;
     b.o.add(b.login.login(bob("wrong")));
-    toId(b, sp);
+    toId(b, sp, "wrong");
     b.reply("m3 OK ID completed.\r\n", sp);
-    b.sent();
+    EXPECT_EQ(b.sent(), "");
     b.reply("m4 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n", sp);
     ASSERT_TRUE(b.o.login_done);
     EXPECT_EQ(b.o.login_done->kind, LoginResult::Kind::AuthFailed);
@@ -266,7 +315,7 @@ TEST(ImapUpstreamLogin, WrongPasswordThenRetryOnTheSameConnection) {
     b.o.login_done.reset();
     b.o.add(b.login.login(bob()));
     // ID is not repeated; a fresh tag is used.
-    EXPECT_EQ(b.sent(), "m5 AUTHENTICATE PLAIN " + base64Encode("\0bob\0"s + kBobPass) + "\r\n");
+    EXPECT_EQ(b.sent(), authLine(5));
     b.reply("m5 OK Logged in\r\n", sp);
     ASSERT_TRUE(b.o.login_done);
     EXPECT_EQ(b.o.login_done->kind, LoginResult::Kind::Ok);
@@ -381,10 +430,12 @@ TEST(ImapUpstreamLogin, UntaggedLiteralsAreSkipped) {
   Backend b;
   b.o.add(b.login.login(bob()));
   toId(b, Split::Whole);
-  b.reply("* ID (\"name\" {7}\r\nDovecot \"x\" {12}\r\nm3 OK fake\r\n)\r\nm3 OK ID completed.\r\n",
+  b.reply("* ID (\"name\" {7}\r\nDovecot \"x\" {12}\r\nm4 OK fake\r\n)\r\nm3 OK ID completed.\r\n",
           Split::ByteByByte);
-  EXPECT_EQ(b.sent().substr(0, 22), "m4 AUTHENTICATE PLAIN ");
-  EXPECT_FALSE(b.o.login_done);
+  EXPECT_FALSE(b.o.login_done);  // "m4 OK fake" was literal data
+  b.reply("m4 OK Logged in\r\n");
+  ASSERT_TRUE(b.o.login_done);
+  EXPECT_EQ(b.o.login_done->kind, LoginResult::Kind::Ok);
 }
 
 TEST(ImapUpstreamLogin, OverLongBackendLineFails) {
@@ -408,7 +459,8 @@ TEST(ImapUpstreamLogin, IdValuesAreQuotedSafely) {
   EXPECT_EQ(b.sent(),
             "m1 ID (\"x-originating-ip\" \"192.0.2.10\" \"x-originating-port\" \"50123\" "
             "\"x-connected-ip\" \"198.51.100.1\" \"x-connected-port\" \"143\" \"x-session-ext-id\" "
-            "\"S\\\"1\" \"name\" \"Mail \\\"Pro\\\" \\\\ 2\" \"version\" {5+}\r\n\xc3\xa9t\xc3\xa9)\r\n");
+            "\"S\\\"1\" \"name\" \"Mail \\\"Pro\\\" \\\\ 2\" \"version\" {5+}\r\n\xc3\xa9t\xc3\xa9)\r\n"
+            "m2 AUTHENTICATE PLAIN\r\n");
 }
 
 }  // namespace

@@ -232,10 +232,49 @@ TEST(Pop3UpstreamLogin, XclientAnnouncedInDovecotGreeting) {
   Backend b(upstream(UpstreamTls::Implicit, ClientAddressMode::Xclient));
   b.o.add(b.login.login(bob()));
   b.reply("+OK [XCLIENT] Dovecot (Debian) ready.\r\n" + kPostTlsCapa);
-  EXPECT_EQ(b.sent(), "CAPA\r\nXCLIENT ADDR=192.0.2.10 PORT=50123 SESSION=T0001\r\n");
+  // Dovecot offers PIPELINING: XCLIENT and AUTH go out in one write.
+  EXPECT_EQ(b.sent(), "CAPA\r\nXCLIENT ADDR=192.0.2.10 PORT=50123 SESSION=T0001\r\nAUTH PLAIN " +
+                          base64Encode("\0bob\0"s + kBobPass) + "\r\n");
   b.reply("+OK Updated\r\n");
-  EXPECT_EQ(b.sent().substr(0, 11), "AUTH PLAIN ");
+  EXPECT_EQ(b.sent(), "");
+  EXPECT_FALSE(b.o.login_done);
+  b.reply("+OK Logged in.\r\n");
+  ASSERT_TRUE(b.o.login_done);
+  EXPECT_EQ(b.o.login_done->kind, LoginResult::Kind::Ok);
   EXPECT_TRUE(b.o.notes.empty());
+  // One write for both (the trace holds one entry per SendUpstream).
+  int writes = 0;
+  for (const auto& e : b.o.trace) writes += e.rfind("U:", 0) == 0;
+  EXPECT_EQ(writes, 2);  // CAPA, then XCLIENT+AUTH
+}
+
+TEST(Pop3UpstreamLogin, PipelinedXclientVerdictsComeFirst) {
+  for (Split sp : kAllSplits) {
+    SCOPED_TRACE(splitName(sp));
+    // Refused XCLIENT: a warning, and the login still proceeds.
+    Backend b(upstream(UpstreamTls::Implicit, ClientAddressMode::Xclient));
+    b.o.add(b.login.login(bob()));
+    b.reply("+OK [XCLIENT] Dovecot (Debian) ready.\r\n" + kPostTlsCapa, sp);
+    b.sent();
+    b.reply("-ERR You are not from trusted IP\r\n-ERR [AUTH] Authentication failed.\r\n", sp);
+    ASSERT_TRUE(b.o.login_done);
+    EXPECT_EQ(b.o.login_done->kind, LoginResult::Kind::AuthFailed);
+    ASSERT_EQ(b.o.notes.size(), 1u);
+    EXPECT_NE(b.o.notes[0].text.find("refused XCLIENT"), std::string::npos);
+
+    // No SASL PLAIN: XCLIENT pipelined with USER; PASS waits for USER's +OK.
+    Backend u(upstream(UpstreamTls::Implicit, ClientAddressMode::Xclient));
+    u.o.add(u.login.login(bob()));
+    u.reply("+OK [XCLIENT] ready.\r\n+OK\r\nPIPELINING\r\nUSER\r\n.\r\n", sp);
+    EXPECT_EQ(u.sent(), "CAPA\r\nXCLIENT ADDR=192.0.2.10 PORT=50123 SESSION=T0001\r\nUSER bob\r\n");
+    u.reply("+OK\r\n", sp);
+    EXPECT_EQ(u.sent(), "");
+    u.reply("+OK\r\n", sp);
+    EXPECT_EQ(u.sent(), "PASS " + kBobPass + "\r\n");
+    u.reply("+OK Logged in.\r\n", sp);
+    ASSERT_TRUE(u.o.login_done);
+    EXPECT_EQ(u.o.login_done->kind, LoginResult::Kind::Ok);
+  }
 }
 
 TEST(Pop3UpstreamLogin, ProtocolErrors) {
