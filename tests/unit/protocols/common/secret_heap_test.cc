@@ -170,6 +170,43 @@ TEST(SecretHeap, ImapLoginQuotedAndLiteral) {
   }
 }
 
+// The pipelined paths: the credentials are appended to the ID / XCLIENT line.
+TEST(SecretHeap, ImapPipelinedIdAndLogin) {
+  for (std::string caps : {"IMAP4rev1 ID SASL-IR AUTH=PLAIN", "IMAP4rev1 ID LITERAL+"}) {
+    SCOPED_TRACE(caps);
+    expectNoResidue([&](auto drop) {
+      UpstreamContext u = implicitTls();
+      u.client_address = ClientAddressMode::ImapId;
+      SessionContext c;
+      c.client_ip = "192.0.2.10";
+      imap::ImapUpstreamLogin l(c, u);
+      drop(l.onConnected());
+      drop(l.login(bob()));
+      drop(l.onUpstreamData("* OK [CAPABILITY " + caps + "] ready.\r\n"));
+      drop(l.onUpstreamData("m1 OK ID completed.\r\nm2 OK Logged in\r\n"));
+    });
+  }
+}
+
+TEST(SecretHeap, Pop3PipelinedXclientAndLogin) {
+  for (std::string capa : {"+OK\r\nPIPELINING\r\nSASL PLAIN\r\n.\r\n", "+OK\r\nPIPELINING\r\nUSER\r\n.\r\n"}) {
+    SCOPED_TRACE(capa);
+    expectNoResidue([&](auto drop) {
+      UpstreamContext u = implicitTls();
+      u.client_address = ClientAddressMode::Xclient;
+      SessionContext c;
+      c.client_ip = "192.0.2.10";
+      pop3::Pop3UpstreamLogin l(c, u);
+      drop(l.onConnected());
+      drop(l.login(bob()));
+      drop(l.onUpstreamData("+OK [XCLIENT] ready.\r\n"));
+      drop(l.onUpstreamData(capa));
+      drop(l.onUpstreamData("+OK Updated\r\n+OK\r\n"));
+      drop(l.onUpstreamData("+OK Logged in.\r\n"));
+    });
+  }
+}
+
 TEST(SecretHeap, SmtpAuthPlainAndLogin) {
   for (std::string mech : {"PLAIN", "LOGIN"}) {
     SCOPED_TRACE(mech);
