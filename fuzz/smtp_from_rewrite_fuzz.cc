@@ -224,6 +224,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         line = 0;
         continue;
       }
+      if (now[i] == '\r') continue;  // 78 characters excluding the CRLF (RFC 5322 2.1.1)
       if (++line > 78) require(now.find('<', i - line + 1) != std::string_view::npos);  // only the address may be long
     }
   }

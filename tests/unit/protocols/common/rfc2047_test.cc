@@ -129,6 +129,13 @@ TEST(Rfc2047, FormatAsciiNames) {
   auto f = formatMailboxField("From", n100, "a@example.test");
   ASSERT_TRUE(f);
   EXPECT_EQ(decodePhrase(*f), n100);
+  // Campaign 2's smtp_from_rewrite input: the first line is exactly 78
+  // characters, the limit excluding the CRLF (RFC 5322 2.1.1) — allowed.
+  const std::string local = "johBCBBBBali=================Bali========?========mith";
+  auto g = formatMailboxField("From", local, "a@example.test");
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->find("\r\n"), kMaxLineChars);
+  EXPECT_EQ(decodePhrase(*g), local);
 }
 
 TEST(Rfc2047, FormatJapaneseNames) {
