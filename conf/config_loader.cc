@@ -177,8 +177,11 @@ class Loader {
       if (required) error(t.source(), what + ": missing required key '" + std::string(key) + "'");
       return false;
     }
-    auto v = node.value<int64_t>();
-    if (!node.is_integer() || !v) {
+    // The type first: toml++ 3.3.0's value<int64_t>() converts a float node
+    // with a plain static_cast, undefined behaviour for 4e34 (UBSan, found
+    // by fuzz.config_loader). value_exact never converts.
+    auto v = node.is_integer() ? node.value_exact<int64_t>() : std::nullopt;
+    if (!v) {
       error(node.node()->source(), std::string(key) + " must be an integer");
       return false;
     }
@@ -359,7 +362,7 @@ class Loader {
     getString(t, "verify_name", u.verify_name, false, what);
     if (u.verify_name.empty()) u.verify_name = u.host;
     if (auto node = t["verify"]) {
-      if (auto v = node.value<bool>())
+      if (auto v = node.value_exact<bool>())
         u.verify = *v;
       else
         error(node.node()->source(), "verify must be true or false");
@@ -535,7 +538,7 @@ class Loader {
       }
     }
     if (auto node = t["fallback_local_part"]) {
-      if (auto v = node.value<bool>())
+      if (auto v = node.value_exact<bool>())
         d.fallback_local_part = *v;
       else
         error(node.node()->source(), "fallback_local_part must be true or false");

@@ -104,6 +104,26 @@ TEST(ConfigLoader, NonAsciiOutsideStringsIsAnError) {
   EXPECT_EQ(ok.config->rules[0].message, "いろは、café");
 }
 
+// Found by fuzz.config_loader (UBSan): toml++ 3.3.0 converted a float node
+// to an integer with a plain cast, undefined for values beyond int64. A float
+// or any other type where an integer belongs is an error; so is a number
+// where true/false belongs (value<bool> would have read 0 as false).
+TEST(ConfigLoader, WrongTypesAreErrorsNotConversions) {
+  for (const char* v : {"4e034", "-4e34", "1.5", "1e3", "inf", "nan", "\"100\"", "true"}) {
+    auto r = loadConfigString(baseConfig(std::string("[limits]\nmax_line_bytes = ") + v + "\n"), "t.toml");
+    EXPECT_FALSE(r.ok()) << v;
+    EXPECT_TRUE(anyErrorContains(r, "max_line_bytes must be an integer")) << v;
+  }
+  for (const char* v : {"0", "1", "\"false\""}) {
+    auto r = loadConfigString(baseConfig(std::string("verify = ") + v + "\n"), "t.toml");
+    EXPECT_FALSE(r.ok()) << v;
+    EXPECT_TRUE(anyErrorContains(r, "verify must be true or false")) << v;
+  }
+  auto ok = loadConfigString(baseConfig("verify = true\n[limits]\nmax_line_bytes = 4096\n"), "t.toml");
+  ASSERT_TRUE(ok.ok()) << (ok.errors.empty() ? "" : ok.errors[0]);
+  EXPECT_EQ(ok.config->limits.max_line_bytes, 4096u);
+}
+
 TEST(ConfigLoader, SyntaxErrorHasFileLineColumn) {
   auto r = loadConfigString("[server]\nname = \n", "broken.toml");
   ASSERT_FALSE(r.ok());
