@@ -107,10 +107,17 @@ void expectNoResidue(Steps steps) {
 #endif
 }
 
-[[maybe_unused]] UpstreamContext implicitTls() {
+[[maybe_unused]] UpstreamContext implicitTls(ClientAddressMode mode = ClientAddressMode::None) {
   UpstreamContext u;
   u.tls = UpstreamTls::Implicit;
+  u.client_address = mode;
   return u;
+}
+
+[[maybe_unused]] SessionContext fromClient() {
+  SessionContext c;
+  c.client_ip = "192.0.2.10";
+  return c;
 }
 
 TEST(SecretHeap, AppendWipedKeepsContent) {
@@ -175,11 +182,7 @@ TEST(SecretHeap, ImapPipelinedIdAndLogin) {
   for (std::string caps : {"IMAP4rev1 ID SASL-IR AUTH=PLAIN", "IMAP4rev1 ID LITERAL+"}) {
     SCOPED_TRACE(caps);
     expectNoResidue([&](auto drop) {
-      UpstreamContext u = implicitTls();
-      u.client_address = ClientAddressMode::ImapId;
-      SessionContext c;
-      c.client_ip = "192.0.2.10";
-      imap::ImapUpstreamLogin l(c, u);
+      imap::ImapUpstreamLogin l(fromClient(), implicitTls(ClientAddressMode::ImapId));
       drop(l.onConnected());
       drop(l.login(bob()));
       drop(l.onUpstreamData("* OK [CAPABILITY " + caps + "] ready.\r\n"));
@@ -192,11 +195,7 @@ TEST(SecretHeap, Pop3PipelinedXclientAndLogin) {
   for (std::string capa : {"+OK\r\nPIPELINING\r\nSASL PLAIN\r\n.\r\n", "+OK\r\nPIPELINING\r\nUSER\r\n.\r\n"}) {
     SCOPED_TRACE(capa);
     expectNoResidue([&](auto drop) {
-      UpstreamContext u = implicitTls();
-      u.client_address = ClientAddressMode::Xclient;
-      SessionContext c;
-      c.client_ip = "192.0.2.10";
-      pop3::Pop3UpstreamLogin l(c, u);
+      pop3::Pop3UpstreamLogin l(fromClient(), implicitTls(ClientAddressMode::Xclient));
       drop(l.onConnected());
       drop(l.login(bob()));
       drop(l.onUpstreamData("+OK [XCLIENT] ready.\r\n"));
