@@ -18,24 +18,44 @@ std::optional<IpAddress> IpAddress::parse(std::string_view text) {
   std::string s(text);
   IpAddress a;
   if (inet_pton(AF_INET, s.c_str(), a.bytes.data()) == 1) return a;
-  if (inet_pton(AF_INET6, s.c_str(), a.bytes.data()) == 1) {
-    a.v6 = true;
-    // Normalise IPv4-mapped IPv6 to IPv4 so v4 rules match dual-stack sockets.
-    static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (std::memcmp(a.bytes.data(), kMapped, 12) == 0) {
-      IpAddress v4;
-      std::memcpy(v4.bytes.data(), a.bytes.data() + 12, 4);
-      return v4;
-    }
-    return a;
-  }
+  if (inet_pton(AF_INET6, s.c_str(), a.bytes.data()) == 1) return fromV6(a.bytes.data());
   return std::nullopt;
 }
 
+IpAddress IpAddress::fromV4(const uint8_t* four) {
+  IpAddress a;
+  std::memcpy(a.bytes.data(), four, 4);
+  return a;
+}
+
+IpAddress IpAddress::fromV6(const uint8_t* sixteen) {
+  // Normalise IPv4-mapped IPv6 to IPv4 so v4 rules match dual-stack sockets.
+  static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (std::memcmp(sixteen, kMapped, 12) == 0) return fromV4(sixteen + 12);
+  IpAddress a;
+  a.v6 = true;
+  std::memcpy(a.bytes.data(), sixteen, 16);
+  return a;
+}
+
 std::string IpAddress::toString() const {
-  char buf[INET6_ADDRSTRLEN] = {};
-  inet_ntop(v6 ? AF_INET6 : AF_INET, bytes.data(), buf, sizeof buf);
-  return buf;
+  if (v6) {
+    char buf[INET6_ADDRSTRLEN] = {};
+    inet_ntop(AF_INET6, bytes.data(), buf, sizeof buf);
+    return buf;
+  }
+  // glibc's inet_ntop formats IPv4 with sprintf; this runs several times per
+  // session (log fields, XCLIENT/ID, the per-address limits).
+  char buf[16];
+  char* p = buf;
+  for (int i = 0; i < 4; ++i) {
+    unsigned v = bytes[i];
+    if (i) *p++ = '.';
+    if (v >= 100) *p++ = static_cast<char>('0' + v / 100);
+    if (v >= 10) *p++ = static_cast<char>('0' + v / 10 % 10);
+    *p++ = static_cast<char>('0' + v % 10);
+  }
+  return std::string(buf, p);
 }
 
 std::optional<Cidr> Cidr::parse(std::string_view text) {

@@ -17,6 +17,11 @@ struct IpAddress {
   std::array<uint8_t, 16> bytes{};  // v4 uses the first 4
 
   static std::optional<IpAddress> parse(std::string_view text);
+  // From the 4 or 16 bytes of a socket address (network order); an
+  // IPv4-mapped IPv6 address becomes IPv4, as in parse().
+  static IpAddress fromV4(const uint8_t* four);
+  static IpAddress fromV6(const uint8_t* sixteen);
+  // Dotted quad for IPv4, RFC 5952 form (inet_ntop) for IPv6.
   std::string toString() const;
 };
 

@@ -30,20 +30,19 @@ bool makeSockaddr(const std::string& ip, uint16_t port, sockaddr_storage& ss, so
 }
 
 bool sockaddrToText(const sockaddr* sa, std::string& ip, uint16_t& port) {
-  char buf[INET6_ADDRSTRLEN] = {};
+  conf::IpAddress a;
   if (sa->sa_family == AF_INET) {
     auto* in = reinterpret_cast<const sockaddr_in*>(sa);
-    inet_ntop(AF_INET, &in->sin_addr, buf, sizeof buf);
+    a = conf::IpAddress::fromV4(reinterpret_cast<const uint8_t*>(&in->sin_addr));
     port = ntohs(in->sin_port);
   } else if (sa->sa_family == AF_INET6) {
     auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
-    inet_ntop(AF_INET6, &in6->sin6_addr, buf, sizeof buf);
+    a = conf::IpAddress::fromV6(reinterpret_cast<const uint8_t*>(&in6->sin6_addr));
     port = ntohs(in6->sin6_port);
   } else {
     return false;
   }
-  ip = buf;
-  if (auto a = conf::IpAddress::parse(ip)) ip = a->toString();
+  ip = a.toString();  // IPv4-mapped IPv6 as IPv4
   return true;
 }
 

@@ -562,9 +562,10 @@ void Session::execute(proto::Action& action) {
                 upstream_->name,
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - login_started_).count());
           auto level = r.kind == proto::LoginResult::Kind::Ok ? spdlog::level::info : spdlog::level::warn;
-          spdlog::log(level, "login{}{}{}{}{}", tag(), kv("result", verdict), kv("upstream", upstream_ ? upstream_->name : "-"),
-                      kv("helo", helo_.empty() ? "-" : helo_),
-                      kv("reply", r.code.empty() && r.text.empty() ? "-" : (r.code + " " + r.text)));
+          if (spdlog::should_log(level))  // skip building the arguments
+            spdlog::log(level, "login{}{}{}{}{}", tag(), kv("result", verdict),
+                        kv("upstream", upstream_ ? upstream_->name : "-"), kv("helo", helo_.empty() ? "-" : helo_),
+                        kv("reply", r.code.empty() && r.text.empty() ? "-" : (r.code + " " + r.text)));
           bool unreachable = r.kind == proto::LoginResult::Kind::TempFail && r.code.empty();
           if (unreachable && up_) {
             freeUpstream(up_, false);

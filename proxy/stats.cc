@@ -123,11 +123,10 @@ Family::Family(const char* name, const char* kind, const char* labels, const cha
     : name_(name), kind_(kind), help_(help), labels_(splitLabels(labels)) {}
 
 void Family::add(std::initializer_list<std::string_view> values, int64_t delta) {
-  std::vector<std::string> key;
-  key.reserve(values.size());
-  for (auto v : values) key.emplace_back(v);
   std::lock_guard lock(mu_);
-  rows_[std::move(key)] += delta;
+  auto it = rows_.find(values);
+  if (it == rows_.end()) it = rows_.emplace(std::vector<std::string>(values.begin(), values.end()), 0).first;
+  it->second += delta;
 }
 
 std::vector<Family::Row> Family::rows() const {

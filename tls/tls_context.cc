@@ -158,6 +158,14 @@ class TicketKeys {
   bool have_previous_ = false;
 };
 
+// Fetched once: EVP_aes_256_cbc() makes OpenSSL 3 fetch the implementation
+// from the provider again on every ticket.
+const EVP_CIPHER* ticketCipher() {
+  static const std::unique_ptr<EVP_CIPHER, void (*)(EVP_CIPHER*)> c(EVP_CIPHER_fetch(nullptr, "AES-256-CBC", nullptr),
+                                                                     EVP_CIPHER_free);
+  return c ? c.get() : EVP_aes_256_cbc();
+}
+
 int ticketKeyCb(SSL* ssl, unsigned char key_name[16], unsigned char iv[EVP_MAX_IV_LENGTH], EVP_CIPHER_CTX* cctx,
                 EVP_MAC_CTX* hctx, int enc) {
   TicketKeys::Key k;
@@ -181,8 +189,8 @@ int ticketKeyCb(SSL* ssl, unsigned char key_name[16], unsigned char iv[EVP_MAX_I
       OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>("SHA256"), 0),
       OSSL_PARAM_construct_end()};
   if (EVP_MAC_CTX_set_params(hctx, params) != 1) return -1;
-  int ok = enc ? EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), nullptr, k.aes, iv)
-               : EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), nullptr, k.aes, iv);
+  int ok = enc ? EVP_EncryptInit_ex(cctx, ticketCipher(), nullptr, k.aes, iv)
+               : EVP_DecryptInit_ex(cctx, ticketCipher(), nullptr, k.aes, iv);
   OPENSSL_cleanse(&k, sizeof k);
   return ok == 1 ? rc : -1;
 }
