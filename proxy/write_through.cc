@@ -116,7 +116,10 @@ void writeThroughOwned(bufferevent* bev, std::string& bytes) {
     sent = sendNow(bev, bytes.data(), bytes.size());
     if (sent == bytes.size()) {
       ++t_stats.direct;
-      bytes = std::string();
+      // Freed, not just emptied: `bytes = std::string()` keeps the buffer
+      // (libstdc++ copies a short string into it), and the caller's wipe()
+      // would then clear all of its capacity for every block relayed.
+      std::string().swap(bytes);
       return;
     }
   }

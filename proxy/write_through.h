@@ -42,7 +42,7 @@ void writeThroughBuffer(bufferevent* bev, evbuffer* in);
 // Like writeThrough() for a large block the caller gives up (SMTP message
 // content): on a plain socket with nothing queued it is sent at once, and
 // whatever the socket does not take is queued by reference, without a copy.
-// Leaves `bytes` empty.
+// Leaves `bytes` empty, its buffer given up (sent and freed, or queued).
 void writeThroughOwned(bufferevent* bev, std::string& bytes);
 
 // Enables EV_WRITE on `bev` if it is not (after appending to its output by

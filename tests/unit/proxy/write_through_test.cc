@@ -151,9 +151,25 @@ TEST(WriteThrough, OwnedBlockIsSentOrQueuedByReferenceInOrder) {
   std::string b = big, c = "after\r\n";
   writeThroughOwned(bev, b);  // part sent, the rest held by reference
   EXPECT_TRUE(b.empty());
+  EXPECT_LT(b.capacity(), 100u);  // the block went with it
   EXPECT_GT(queued(bev), 0u);
   writeThroughOwned(bev, c);  // behind it
   EXPECT_EQ(p.receive(big.size() + 7), big + "after\r\n");
+  bufferevent_free(bev);
+}
+
+// A block the socket takes whole is freed, not kept in the caller's string:
+// the session wipes every SendUpstream it has run, and would otherwise clear
+// the whole block's capacity once more for nothing.
+TEST(WriteThrough, OwnedBlockSentWholeIsFreed) {
+  Pair p;
+  bufferevent* bev = p.plain(EV_READ);
+  std::string block(16384, 'x');
+  writeThroughOwned(bev, block);
+  EXPECT_TRUE(block.empty());
+  EXPECT_LT(block.capacity(), 100u);
+  EXPECT_EQ(queued(bev), 0u);
+  EXPECT_EQ(p.receive(16384), std::string(16384, 'x'));
   bufferevent_free(bev);
 }
 
