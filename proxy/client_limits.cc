@@ -6,16 +6,11 @@
 namespace mailshim::proxy {
 
 std::string ClientLimits::keyOf(const conf::IpAddress& addr) {
-  static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  if (!addr.v6) return addr.toString();
-  if (std::equal(kMapped, kMapped + 12, addr.bytes.begin())) {
-    conf::IpAddress v4;
-    std::copy(addr.bytes.begin() + 12, addr.bytes.end(), v4.bytes.begin());
-    return v4.toString();
-  }
-  conf::IpAddress net = addr;
-  std::fill(net.bytes.begin() + 8, net.bytes.end(), 0);
-  return net.toString() + "/64";
+  // An IPv4-mapped IPv6 address counts as its IPv4 address (fromV6 maps it).
+  conf::IpAddress a = addr.v6 ? conf::IpAddress::fromV6(addr.bytes.data()) : addr;
+  if (!a.v6) return a.toString();
+  std::fill(a.bytes.begin() + 8, a.bytes.end(), 0);
+  return a.toString() + "/64";
 }
 
 int64_t ClientLimits::nowMs() {

@@ -35,6 +35,10 @@ TEST(ClientLimits, Ipv6GroupedBySlash64AndMappedV4AsV4) {
   EXPECT_TRUE(l.acquire(ip("2001:db8:1:3::1"), 2));
   EXPECT_EQ(ClientLimits::keyOf(ip("2001:db8:1:2::1")), "2001:db8:1:2::/64");
   EXPECT_EQ(ClientLimits::keyOf(ip("::ffff:192.0.2.5")), "192.0.2.5");
+  conf::IpAddress raw;  // mapped bytes left as IPv6 (not through parse)
+  raw.v6 = true;
+  raw.bytes = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 5};
+  EXPECT_EQ(ClientLimits::keyOf(raw), "192.0.2.5");
   EXPECT_TRUE(l.acquire(ip("::ffff:192.0.2.5"), 1));
   EXPECT_FALSE(l.acquire(ip("192.0.2.5"), 1));
 }
